@@ -1,0 +1,4 @@
+//! Host-side glue of the `clew` binary: the subcommands, and the JIT integrations
+//! (Wasmtime, cranelift-jit) that register their code with clew's registry.
+
+pub mod demo;

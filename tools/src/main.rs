@@ -1,0 +1,27 @@
+//! `clew`: the host CLI.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "clew",
+    version,
+    about = "Debug JIT code where ordinary debuggers can't reach"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Walk this process's own stack with clew's unwinder and print every frame.
+    Demo,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Demo => clew::demo::run(),
+    }
+}

@@ -1,0 +1,189 @@
+//! `.eh_frame` sections: measuring a zero-terminated section, and building the
+//! pre-decoded, sorted FDE index a module keeps for lookups.
+//!
+//! The index is built once, at registration; a lookup is then a binary search over
+//! fixed-size [`FdeEntry`] records with no pointer decoding per probe. CIEs are parsed
+//! once too and kept beside the index, so evaluating an FDE never re-parses its CIE.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use gimli::{BaseAddresses, CieOrFde, CommonInformationEntry, EhFrame, UnwindSection};
+
+use crate::Error;
+
+/// The reader every parsed section uses: a borrowed slice of native-endian bytes.
+///
+/// The `'static` lifetime is a promise made by whoever registered the bytes (see
+/// [`crate::Registry::register`]): they stay valid until the module is deregistered and
+/// reclaimed.
+pub type Reader = gimli::EndianSlice<'static, gimli::NativeEndian>;
+
+/// A parsed Common Information Entry.
+pub type Cie = CommonInformationEntry<Reader>;
+/// A parsed Frame Description Entry.
+pub type Fde = gimli::FrameDescriptionEntry<Reader>;
+
+/// One FDE of the index: the function's range relative to the module's text start, and
+/// where the FDE starts in `.eh_frame`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdeEntry {
+    /// `pc_begin - text.start`.
+    pub start: u32,
+    /// The length of the range the FDE covers, in bytes.
+    pub len: u32,
+    /// The FDE's offset in the `.eh_frame` section.
+    pub offset: u32,
+}
+
+/// The sorted FDE index and CIE cache of one `.eh_frame` section.
+#[derive(Debug)]
+pub struct EhFrameIndex {
+    fdes: Vec<FdeEntry>,
+    cies: Vec<(u32, Cie)>,
+}
+
+/// Walks the length fields of a zero-terminated `.eh_frame` section starting at `start`
+/// and returns its length in bytes, including the 4-byte zero terminator.
+///
+/// This is what libgcc's `__register_frame(begin)` has to work with: a pointer to the
+/// section start and nothing else. `limit`, when given, bounds the walk (the section never
+/// extends past it); without one, the walk trusts the length fields.
+///
+/// # Safety
+/// `start` must point to readable memory holding CIE/FDE records up to and including the
+/// zero terminator (or up to `limit` bytes).
+pub unsafe fn zero_terminated_len(start: *const u8, limit: Option<usize>) -> Result<usize, Error> {
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut off = 0usize;
+    loop {
+        if limit - off < 4 {
+            return Err(Error::BadEhFrame(gimli::Error::UnexpectedEof(
+                gimli::ReaderOffsetId(off as u64),
+            )));
+        }
+        // SAFETY: the caller promises the records up to the terminator are readable,
+        // and `off + 4 <= limit`.
+        let len = unsafe { start.add(off).cast::<u32>().read_unaligned() };
+        if len == 0 {
+            return Ok(off + 4);
+        }
+        let record = if len == 0xffff_ffff {
+            if limit - off < 12 {
+                return Err(Error::BadEhFrame(gimli::Error::UnexpectedEof(
+                    gimli::ReaderOffsetId(off as u64),
+                )));
+            }
+            // SAFETY: as above, `off + 12 <= limit`.
+            let len64 = unsafe { start.add(off + 4).cast::<u64>().read_unaligned() };
+            usize::try_from(len64)
+                .ok()
+                .and_then(|l| l.checked_add(12))
+                .ok_or(Error::BadEhFrame(gimli::Error::UnexpectedEof(
+                    gimli::ReaderOffsetId(off as u64),
+                )))?
+        } else {
+            len as usize + 4
+        };
+        off = off
+            .checked_add(record)
+            .filter(|&o| o <= limit)
+            .ok_or(Error::BadEhFrame(gimli::Error::UnexpectedEof(
+                gimli::ReaderOffsetId(off as u64),
+            )))?;
+    }
+}
+
+impl EhFrameIndex {
+    /// Parses every CIE and FDE of `section` and builds the sorted index.
+    ///
+    /// `bases` must hold the section's runtime address (`set_eh_frame`) so that
+    /// pc-relative pointers decode to runtime addresses. When `text` is given, every FDE
+    /// must lie inside it; otherwise the text bounds are derived from the FDEs and
+    /// returned (libgcc's `__register_frame` semantics). Zero-length FDEs are skipped.
+    pub fn build(
+        section: &EhFrame<Reader>,
+        bases: &BaseAddresses,
+        text: Option<Range<u64>>,
+    ) -> Result<(Self, Range<u64>), Error> {
+        let mut cies: Vec<(u32, Cie)> = Vec::new();
+        let mut raw: Vec<(u64, u64, u32)> = Vec::new();
+        let mut entries = section.entries(bases);
+        while let Some(entry) = entries.next()? {
+            match entry {
+                CieOrFde::Cie(cie) => {
+                    let off = u32::try_from(cie.offset()).map_err(|_| Error::TooLarge)?;
+                    cies.push((off, cie));
+                }
+                CieOrFde::Fde(partial) => {
+                    let fde = partial.parse(|_, _, off| find_cie(&cies, off.0))?;
+                    let (begin, len) = (fde.initial_address(), fde.len());
+                    if len == 0 {
+                        continue;
+                    }
+                    let end = begin.checked_add(len).ok_or(Error::FdeOutsideText {
+                        pc_begin: begin,
+                        pc_end: u64::MAX,
+                    })?;
+                    let off = u32::try_from(fde.offset()).map_err(|_| Error::TooLarge)?;
+                    raw.push((begin, end, off));
+                }
+            }
+        }
+        let bounds = match text {
+            Some(t) => {
+                if let Some(&(b, e, _)) = raw.iter().find(|&&(b, e, _)| b < t.start || e > t.end) {
+                    return Err(Error::FdeOutsideText {
+                        pc_begin: b,
+                        pc_end: e,
+                    });
+                }
+                t
+            }
+            None => {
+                let lo = raw.iter().map(|r| r.0).min().unwrap_or(0);
+                let hi = raw.iter().map(|r| r.1).max().unwrap_or(0);
+                lo..hi
+            }
+        };
+        if bounds.end - bounds.start > u64::from(u32::MAX) {
+            return Err(Error::TooLarge);
+        }
+        raw.sort_unstable_by_key(|r| r.0);
+        let fdes = raw
+            .into_iter()
+            .map(|(b, e, offset)| FdeEntry {
+                start: (b - bounds.start) as u32,
+                len: (e - b) as u32,
+                offset,
+            })
+            .collect();
+        Ok((EhFrameIndex { fdes, cies }, bounds))
+    }
+
+    /// The FDE whose range holds `text_offset` (a PC minus the module's text start).
+    #[inline]
+    pub fn find(&self, text_offset: u32) -> Option<&FdeEntry> {
+        let i = self.fdes.partition_point(|e| e.start <= text_offset);
+        let e = self.fdes.get(i.checked_sub(1)?)?;
+        (text_offset - e.start < e.len).then_some(e)
+    }
+
+    /// All FDEs, sorted by start.
+    pub fn fdes(&self) -> &[FdeEntry] {
+        &self.fdes
+    }
+
+    /// The cached CIE at `offset`.
+    pub fn cie(&self, offset: usize) -> gimli::Result<Cie> {
+        find_cie(&self.cies, offset)
+    }
+}
+
+fn find_cie(cies: &[(u32, Cie)], offset: usize) -> gimli::Result<Cie> {
+    let i = cies.partition_point(|c| (c.0 as usize) < offset);
+    match cies.get(i) {
+        Some((o, cie)) if *o as usize == offset => Ok(cie.clone()),
+        _ => Err(gimli::Error::NotCiePointer(offset as u64)),
+    }
+}

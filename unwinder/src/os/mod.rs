@@ -1,0 +1,3 @@
+//! Host operating-system glue (the `std` feature).
+
+pub mod linux;

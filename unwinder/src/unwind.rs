@@ -1,0 +1,427 @@
+//! The stack walk: from a register context to the caller's, frame after frame.
+//!
+//! For each frame the walk looks up the unwind rule of its PC (the [`UnwindCache`]
+//! first, then the registry's FDE index, then a [`ModuleProvider`], then optionally the
+//! frame-pointer convention), applies it to get the caller's registers, and checks that
+//! the CFA moved up the stack. A caller frame's PC is a return address, so the rule is
+//! looked up at `pc - 1`; after a signal frame (CIE augmentation `S`) or for a context
+//! captured at a fault, the PC is exact and used as is.
+
+use core::marker::PhantomData;
+
+use gimli::{BaseAddresses, EhFrame, UnwindSection};
+
+use crate::Error;
+use crate::arch::{Arch, Native, Registers};
+use crate::eh_frame::{Fde, Reader};
+use crate::evaluate::{self, UnwindContext};
+use crate::memory::Memory;
+use crate::provider::ModuleProvider;
+use crate::registry::{Guard, ModuleKind, Registry};
+use crate::rules::{CompactRule, UnwindCache};
+
+/// The default bound on a walk's depth.
+pub const DEFAULT_MAX_DEPTH: usize = 4096;
+
+/// One frame of a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The frame's PC: the return address for caller frames, the exact PC for the
+    /// first frame of a fault context and for frames interrupted by a signal.
+    pub pc: u64,
+    /// The stack pointer in this frame.
+    pub sp: u64,
+    /// The frame's CFA, when unwind information covered its PC.
+    pub cfa: Option<u64>,
+    /// The registered module holding the PC (`None` for provider or frame-pointer frames).
+    pub module: Option<crate::ModuleId>,
+    pub kind: FrameKind,
+    /// Whether `pc` is exact (else it is a return address, and `pc - 1` is in the call).
+    pub exact_pc: bool,
+}
+
+impl Frame {
+    /// The address to symbolize: inside the call instruction for return addresses.
+    pub fn lookup_pc(&self) -> u64 {
+        if self.exact_pc {
+            self.pc
+        } else {
+            self.pc.saturating_sub(1)
+        }
+    }
+}
+
+/// What kind of code a frame runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A registered module of this kind.
+    Module(ModuleKind),
+    /// Found through the [`ModuleProvider`].
+    Provided,
+    /// No CFI: unwound through the frame pointer.
+    FramePointer,
+    /// No unwind information at all: the last frame of the walk.
+    Unknown,
+}
+
+/// A configured walker. Cheap to make; the state of a walk lives in [`FrameIter`].
+pub struct Unwinder<'r, A: Arch = Native> {
+    registry: &'r Registry,
+    provider: Option<&'r dyn ModuleProvider>,
+    max_depth: usize,
+    frame_pointer_fallback: bool,
+    _arch: PhantomData<A>,
+}
+
+impl<'r, A: Arch> Unwinder<'r, A> {
+    pub fn new(registry: &'r Registry) -> Self {
+        Unwinder {
+            registry,
+            provider: None,
+            max_depth: DEFAULT_MAX_DEPTH,
+            frame_pointer_fallback: false,
+            _arch: PhantomData,
+        }
+    }
+
+    /// Asks `provider` for PCs the registry does not know.
+    pub fn with_provider(mut self, provider: &'r dyn ModuleProvider) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Bounds the number of frames a walk yields.
+    pub fn with_max_depth(mut self, depth: usize) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// Unwinds frames without CFI through the frame pointer (code built with frame
+    /// pointers but without unwind tables, such as a precompiled `libcore`).
+    pub fn with_frame_pointer_fallback(mut self, on: bool) -> Self {
+        self.frame_pointer_fallback = on;
+        self
+    }
+
+    /// Walks from `regs`. `exact_pc` says whether `regs`' PC is exact (a fault or
+    /// interrupt context) or a return address (a context captured by a call).
+    pub fn frames<'a, M: Memory>(
+        &'a self,
+        regs: A::Regs,
+        exact_pc: bool,
+        mem: &'a M,
+        cache: Option<&'a mut UnwindCache>,
+    ) -> FrameIter<'a, A, M> {
+        let guard = self.registry.pin();
+        let cache = cache.map(|c| {
+            c.validate(self.registry.generation());
+            c
+        });
+        FrameIter {
+            unwinder: self,
+            guard,
+            regs,
+            mem,
+            cache,
+            ctx: UnwindContext::new_in(),
+            exact_pc,
+            depth: 0,
+            last_cfa: None,
+            state: State::Walking,
+        }
+    }
+
+    /// Collects the PCs of the walk from `regs` into `buf` without allocating; returns
+    /// how many were written. Stops at the end of the stack, when `buf` is full, or at
+    /// an error (the PCs before it are kept).
+    pub fn trace_into<M: Memory>(
+        &self,
+        regs: A::Regs,
+        exact_pc: bool,
+        mem: &M,
+        cache: Option<&mut UnwindCache>,
+        buf: &mut [usize],
+    ) -> usize {
+        let mut n = 0;
+        for frame in self.frames(regs, exact_pc, mem, cache) {
+            let Ok(frame) = frame else { break };
+            let Some(slot) = buf.get_mut(n) else { break };
+            *slot = frame.pc as usize;
+            n += 1;
+        }
+        n
+    }
+}
+
+enum State {
+    Walking,
+    Failed(Error),
+    Done,
+}
+
+/// An iterator over the frames of one walk. Holds the registry pinned while it lives.
+pub struct FrameIter<'a, A: Arch, M: Memory> {
+    unwinder: &'a Unwinder<'a, A>,
+    guard: Guard<'a>,
+    regs: A::Regs,
+    mem: &'a M,
+    cache: Option<&'a mut UnwindCache>,
+    ctx: UnwindContext,
+    exact_pc: bool,
+    depth: usize,
+    last_cfa: Option<u64>,
+    state: State,
+}
+
+/// How one frame's caller registers are obtained.
+enum Step {
+    Compact(CompactRule),
+    /// Evaluated in place already (the rule needed the full evaluation).
+    Evaluated {
+        cfa: u64,
+        ra_undefined: bool,
+        signal: bool,
+    },
+    /// No unwind information: the walk ends with this frame.
+    End,
+}
+
+impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
+    /// The registers of the frame the next call to `next` yields.
+    pub fn registers(&self) -> &A::Regs {
+        &self.regs
+    }
+
+    fn step(&mut self, lookup: u64) -> Result<(Step, Option<crate::ModuleId>, FrameKind), Error> {
+        if let Some(cache) = &self.cache
+            && let Some((module, rule)) = cache.get(lookup as usize)
+        {
+            let kind = match module {
+                0 => FrameKind::Provided,
+                _ => FrameKind::Module(kind_from_bits(rule.flags)),
+            };
+            return Ok((
+                Step::Compact(*rule),
+                (module != 0).then_some(crate::ModuleId(module)),
+                kind,
+            ));
+        }
+        let mut walk = Walk {
+            ctx: &mut self.ctx,
+            regs: &mut self.regs,
+            mem: self.mem,
+            cache: self.cache.as_deref_mut(),
+        };
+        if let Some((module, entry)) = self.guard.find_fde(lookup as usize) {
+            let fde = module.parse_fde(entry)?;
+            let id = module.id();
+            let kind = module.kind();
+            let step = walk.evaluate::<A>(
+                &fde,
+                module.eh_frame_section(),
+                module.bases(),
+                lookup,
+                id.0,
+                kind,
+            )?;
+            return Ok((step, Some(id), FrameKind::Module(kind)));
+        }
+        if let Some(p) = self.unwinder.provider
+            && let Some(m) = p.find_module(lookup as usize)
+            && let Some((section, bases, fde)) = provided_fde(&m, lookup)
+        {
+            let step = walk.evaluate::<A>(&fde, &section, &bases, lookup, 0, ModuleKind::Static)?;
+            return Ok((step, None, FrameKind::Provided));
+        }
+        if self.unwinder.frame_pointer_fallback && self.regs.get(A::FP).is_some_and(|fp| fp != 0) {
+            return Ok((
+                Step::Compact(CompactRule::frame_pointer::<A>()),
+                None,
+                FrameKind::FramePointer,
+            ));
+        }
+        Ok((Step::End, None, FrameKind::Unknown))
+    }
+
+    fn apply_compact(&mut self, rule: &CompactRule) -> Result<(u64, bool), Error> {
+        let base = self
+            .regs
+            .get(rule.cfa_reg)
+            .ok_or(Error::UnsupportedRule { pc: self.regs.pc() })?;
+        let cfa = base.wrapping_add(rule.cfa_off as i64 as u64);
+        let mut saved = [0u64; crate::rules::MAX_SAVED];
+        for (v, &(_, off)) in saved.iter_mut().zip(&rule.saved[..rule.n_saved as usize]) {
+            *v = self.mem.read_u64(cfa.wrapping_add(off as i64 as u64))?;
+        }
+        let ra_undefined = rule.flags & CompactRule::RA_UNDEFINED != 0;
+        let ra = if ra_undefined {
+            0
+        } else {
+            self.mem
+                .read_u64(cfa.wrapping_add(rule.ra_off as i64 as u64))?
+        };
+        for (&v, &(reg, _)) in saved.iter().zip(&rule.saved[..rule.n_saved as usize]) {
+            self.regs.set(reg, v);
+        }
+        self.regs.set_sp(cfa);
+        self.regs.set_pc(ra);
+        Ok((cfa, ra_undefined))
+    }
+}
+
+impl<A: Arch, M: Memory> Iterator for FrameIter<'_, A, M> {
+    type Item = Result<Frame, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match core::mem::replace(&mut self.state, State::Done) {
+            State::Walking => {}
+            State::Failed(e) => return Some(Err(e)),
+            State::Done => return None,
+        }
+        if self.depth >= self.unwinder.max_depth {
+            return Some(Err(Error::TooDeep));
+        }
+        self.depth += 1;
+        let (pc, sp) = (self.regs.pc(), self.regs.sp());
+        if pc == 0 {
+            return None;
+        }
+        let lookup = if self.exact_pc { pc } else { pc - 1 };
+        let mut frame = Frame {
+            pc,
+            sp,
+            cfa: None,
+            module: None,
+            kind: FrameKind::Unknown,
+            exact_pc: self.exact_pc,
+        };
+        let (step, module, kind) = match self.step(lookup) {
+            Ok(s) => s,
+            Err(e) => {
+                self.state = State::Failed(e);
+                return Some(Ok(frame));
+            }
+        };
+        frame.module = module;
+        frame.kind = kind;
+        let outcome = match step {
+            Step::End => return Some(Ok(frame)),
+            Step::Compact(rule) => self
+                .apply_compact(&rule)
+                .map(|(cfa, end)| (cfa, end, rule.is_signal())),
+            Step::Evaluated {
+                cfa,
+                ra_undefined,
+                signal,
+            } => Ok((cfa, ra_undefined, signal)),
+        };
+        match outcome {
+            Err(e) => self.state = State::Failed(e),
+            Ok((cfa, end, signal)) => {
+                frame.cfa = Some(cfa);
+                // The CFA must move up the stack, except out of a signal frame, whose
+                // caller may run on another stack (sigaltstack).
+                if !signal && self.last_cfa.is_some_and(|last| cfa <= last) || cfa < sp && !signal {
+                    self.state = State::Failed(Error::CfaNotAdvancing { pc, cfa });
+                } else if !end {
+                    self.state = State::Walking;
+                }
+                self.last_cfa = Some(cfa);
+                self.exact_pc = signal;
+            }
+        }
+        Some(Ok(frame))
+    }
+}
+
+/// The mutable parts of a walk that evaluating one FDE needs.
+struct Walk<'w, R, M> {
+    ctx: &'w mut UnwindContext,
+    regs: &'w mut R,
+    mem: &'w M,
+    cache: Option<&'w mut UnwindCache>,
+}
+
+impl<R: Registers, M: Memory> Walk<'_, R, M> {
+    fn evaluate<A: Arch>(
+        &mut self,
+        fde: &Fde,
+        section: &EhFrame<Reader>,
+        bases: &BaseAddresses,
+        lookup: u64,
+        module: u64,
+        kind: ModuleKind,
+    ) -> Result<Step, Error> {
+        let bad = |error| Error::BadCfi { pc: lookup, error };
+        let row = fde
+            .unwind_info_for_address(section, bases, self.ctx, lookup)
+            .map_err(bad)?;
+        let signal = fde.cie().is_signal_trampoline();
+        if let Some(mut rule) = CompactRule::compile(row, A::RA, signal) {
+            rule.flags |= kind_bits(kind);
+            if let Some(cache) = &mut self.cache {
+                cache.insert(lookup as usize, module, rule);
+            }
+            return Ok(Step::Compact(rule));
+        }
+        let applied = evaluate::apply_row(
+            row,
+            section,
+            fde.cie().encoding(),
+            A::RA,
+            self.regs,
+            self.mem,
+            lookup,
+        )?;
+        Ok(Step::Evaluated {
+            cfa: applied.cfa,
+            ra_undefined: applied.ra_undefined,
+            signal,
+        })
+    }
+}
+
+fn kind_bits(kind: ModuleKind) -> u8 {
+    match kind {
+        ModuleKind::Static => 0,
+        ModuleKind::LoadedObject => 1 << 4,
+        ModuleKind::Jit => 2 << 4,
+    }
+}
+
+fn kind_from_bits(flags: u8) -> ModuleKind {
+    match (flags >> 4) & 3 {
+        1 => ModuleKind::LoadedObject,
+        2 => ModuleKind::Jit,
+        _ => ModuleKind::Static,
+    }
+}
+
+/// Finds the FDE for `pc` in a provided module: through `.eh_frame_hdr`'s table when
+/// present, else by a linear search.
+fn provided_fde(
+    m: &crate::provider::ProvidedModule,
+    pc: u64,
+) -> Option<(EhFrame<Reader>, BaseAddresses, Fde)> {
+    let mut section = EhFrame::new(m.eh_frame, gimli::NativeEndian);
+    section.set_address_size(core::mem::size_of::<usize>() as u8);
+    let mut bases = BaseAddresses::default()
+        .set_eh_frame(m.eh_frame.as_ptr() as u64)
+        .set_text(m.text.start as u64);
+    let fde = match m.eh_frame_hdr {
+        Some(hdr) => {
+            bases = bases.set_eh_frame_hdr(hdr.as_ptr() as u64);
+            let parsed = gimli::EhFrameHdr::new(hdr, gimli::NativeEndian)
+                .parse(&bases, core::mem::size_of::<usize>() as u8)
+                .ok()?;
+            parsed
+                .table()?
+                .fde_for_address(&section, &bases, pc, EhFrame::cie_from_offset)
+                .ok()?
+        }
+        None => section
+            .fde_for_address(&bases, pc, EhFrame::cie_from_offset)
+            .ok()?,
+    };
+    Some((section, bases, fde))
+}
