@@ -28,6 +28,7 @@ pub mod compat;
 pub mod eh_frame;
 mod error;
 mod evaluate;
+pub mod lsda;
 pub mod memory;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod os;

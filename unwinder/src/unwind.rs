@@ -113,10 +113,10 @@ impl<'r, A: Arch> Unwinder<'r, A> {
         cache: Option<&'a mut UnwindCache>,
     ) -> FrameIter<'a, A, M> {
         let guard = self.registry.pin();
-        let cache = cache.map(|c| {
+        let mut cache = cache;
+        if let Some(c) = cache.as_deref_mut() {
             c.validate(self.registry.generation());
-            c
-        });
+        }
         FrameIter {
             unwinder: self,
             guard,
@@ -321,7 +321,7 @@ impl<A: Arch, M: Memory> Iterator for FrameIter<'_, A, M> {
                 frame.cfa = Some(cfa);
                 // The CFA must move up the stack, except out of a signal frame, whose
                 // caller may run on another stack (sigaltstack).
-                if !signal && self.last_cfa.is_some_and(|last| cfa <= last) || cfa < sp && !signal {
+                if !signal && (self.last_cfa.is_some_and(|last| cfa <= last) || cfa < sp) {
                     self.state = State::Failed(Error::CfaNotAdvancing { pc, cfa });
                 } else if !end {
                     self.state = State::Walking;

@@ -299,7 +299,7 @@ fn walk(
         let slot_start = base + (i << shift);
         let v = slot.load(Ordering::Acquire);
         let (tag, p) = (v & TAG_MASK, v & !TAG_MASK);
-        let full = start <= slot_start && slot_start.wrapping_add(span).wrapping_sub(1) <= end - 1;
+        let full = start <= slot_start && slot_start.wrapping_add(span - 1) < end;
         if full {
             match (op, v) {
                 (Op::Check, 0) => {}
