@@ -2,3 +2,4 @@
 //! (Wasmtime, cranelift-jit) that register their code with clew's registry.
 
 pub mod demo;
+pub mod jit;

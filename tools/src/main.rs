@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Walk this process's own stack with clew's unwinder and print every frame.
+    /// Run a small wasm module under Wasmtime and print clew's backtrace through its JIT frames.
     Demo,
 }
 
