@@ -28,6 +28,7 @@ pub mod compat;
 pub mod eh_frame;
 mod error;
 mod evaluate;
+pub mod itanium;
 pub mod lsda;
 pub mod memory;
 #[cfg(all(feature = "std", target_os = "linux"))]
@@ -46,7 +47,7 @@ pub use registry::{
     Guard, Module, ModuleDesc, ModuleHandle, ModuleId, ModuleKind, Registry, global,
 };
 pub use rules::{CompactRule, UnwindCache};
-pub use unwind::{DEFAULT_MAX_DEPTH, Frame, FrameIter, FrameKind, Unwinder};
+pub use unwind::{DEFAULT_MAX_DEPTH, FdeInfo, Frame, FrameIter, FrameKind, Unwinder};
 
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub use os::linux::backtrace;

@@ -128,6 +128,7 @@ impl<'r, A: Arch> Unwinder<'r, A> {
             depth: 0,
             last_cfa: None,
             state: State::Walking,
+            fde_info: None,
         }
     }
 
@@ -171,6 +172,23 @@ pub struct FrameIter<'a, A: Arch, M: Memory> {
     depth: usize,
     last_cfa: Option<u64>,
     state: State,
+    fde_info: Option<FdeInfo>,
+}
+
+/// What the FDE of the last yielded frame says beyond its rule: what a personality
+/// routine needs (`_Unwind_GetRegionStart`, `_Unwind_GetLanguageSpecificData`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdeInfo {
+    /// The function's start (the FDE's initial location).
+    pub func_start: u64,
+    /// The function's end.
+    pub func_end: u64,
+    /// The personality routine's address (indirect pointers already read).
+    pub personality: Option<u64>,
+    /// The LSDA's address.
+    pub lsda: Option<u64>,
+    /// The FDE's address in memory.
+    pub fde_address: u64,
 }
 
 /// How one frame's caller registers are obtained.
@@ -190,6 +208,12 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
     /// The registers of the frame the next call to `next` yields.
     pub fn registers(&self) -> &A::Regs {
         &self.regs
+    }
+
+    /// The FDE details of the frame `next` yielded last, when its rule came from an FDE
+    /// rather than the rule cache (walk without a cache to always get them).
+    pub fn fde_info(&self) -> Option<&FdeInfo> {
+        self.fde_info.as_ref()
     }
 
     fn step(&mut self, lookup: u64) -> Result<(Step, Option<crate::ModuleId>, FrameKind), Error> {
@@ -214,6 +238,11 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
         };
         if let Some((module, entry)) = self.guard.find_fde(lookup as usize) {
             let fde = module.parse_fde(entry)?;
+            self.fde_info = Some(fde_info(
+                &fde,
+                module.eh_frame().as_ptr() as u64 + u64::from(entry.offset),
+                self.mem,
+            ));
             let id = module.id();
             let kind = module.kind();
             let step = walk.evaluate::<A>(
@@ -230,6 +259,11 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             && let Some(m) = p.find_module(lookup as usize)
             && let Some((section, bases, fde)) = provided_fde(&m, lookup)
         {
+            self.fde_info = Some(fde_info(
+                &fde,
+                m.eh_frame.as_ptr() as u64 + fde.offset() as u64,
+                self.mem,
+            ));
             let step = walk.evaluate::<A>(&fde, &section, &bases, lookup, 0, ModuleKind::Static)?;
             return Ok((step, None, FrameKind::Provided));
         }
@@ -260,10 +294,11 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             self.mem
                 .read_u64(cfa.wrapping_add(rule.ra_off as i64 as u64))?
         };
+        // The caller's SP is the CFA, unless a rule restores it (as `evaluate` does).
+        self.regs.set_sp(cfa);
         for (&v, &(reg, _)) in saved.iter().zip(&rule.saved[..rule.n_saved as usize]) {
             self.regs.set(reg, v);
         }
-        self.regs.set_sp(cfa);
         self.regs.set_pc(ra);
         Ok((cfa, ra_undefined))
     }
@@ -287,6 +322,7 @@ impl<A: Arch, M: Memory> Iterator for FrameIter<'_, A, M> {
             return None;
         }
         let lookup = if self.exact_pc { pc } else { pc - 1 };
+        self.fde_info = None;
         let mut frame = Frame {
             pc,
             sp,
@@ -319,9 +355,13 @@ impl<A: Arch, M: Memory> Iterator for FrameIter<'_, A, M> {
             Err(e) => self.state = State::Failed(e),
             Ok((cfa, end, signal)) => {
                 frame.cfa = Some(cfa);
-                // The CFA must move up the stack, except out of a signal frame, whose
-                // caller may run on another stack (sigaltstack).
-                if !signal && (self.last_cfa.is_some_and(|last| cfa <= last) || cfa < sp) {
+                // The CFA must move up the stack, except in a signal frame and in the
+                // frame it interrupted (`exact_pc` after a signal frame): that one may
+                // run on another stack (sigaltstack), above or below the handler's.
+                let across_stacks = frame.exact_pc && self.last_cfa.is_some();
+                if !signal
+                    && (!across_stacks && self.last_cfa.is_some_and(|last| cfa <= last) || cfa < sp)
+                {
                     self.state = State::Failed(Error::CfaNotAdvancing { pc, cfa });
                 } else if !end {
                     self.state = State::Walking;
@@ -378,6 +418,20 @@ impl<R: Registers, M: Memory> Walk<'_, R, M> {
             ra_undefined: applied.ra_undefined,
             signal,
         })
+    }
+}
+
+fn fde_info<M: Memory>(fde: &Fde, fde_address: u64, mem: &M) -> FdeInfo {
+    let resolve = |p: gimli::Pointer| match p {
+        gimli::Pointer::Direct(a) => Some(a),
+        gimli::Pointer::Indirect(a) => mem.read_u64(a).ok(),
+    };
+    FdeInfo {
+        func_start: fde.initial_address(),
+        func_end: fde.end_address(),
+        personality: fde.personality().and_then(resolve),
+        lsda: fde.lsda().and_then(resolve),
+        fde_address,
     }
 }
 

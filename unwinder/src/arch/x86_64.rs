@@ -122,3 +122,51 @@ unsafe extern "C" fn clew_x86_64_getcontext(regs: *mut Regs) {
         "ret",
     )
 }
+
+impl Regs {
+    /// Resumes execution with these registers: every general-purpose register, the stack
+    /// pointer and `rip`. Used to enter a landing pad.
+    ///
+    /// # Safety
+    /// The registers must describe a live frame of the current thread (its stack above the
+    /// caller's frames), and `rip` code that expects exactly this state.
+    pub unsafe fn restore(&self) -> ! {
+        // SAFETY: forwarded to the caller.
+        unsafe { clew_x86_64_restore(self) }
+    }
+}
+
+/// Loads `*regs` and jumps to its rip. The new rdi, rax and rip are first stored just
+/// below the new stack pointer; every other register is loaded while `regs` is still
+/// reachable; the stack switch comes last and the final three values are popped from the
+/// new stack, so a signal arriving midway clobbers nothing still needed.
+#[unsafe(naked)]
+unsafe extern "C" fn clew_x86_64_restore(regs: *const Regs) -> ! {
+    core::arch::naked_asm!(
+        "mov rax, [rdi + 7*8]",
+        "sub rax, 24",
+        "mov rbx, [rdi + 0*8]",
+        "mov [rax], rbx",
+        "mov rbx, [rdi + 5*8]",
+        "mov [rax + 8], rbx",
+        "mov rbx, [rdi + 16*8]",
+        "mov [rax + 16], rbx",
+        "mov rdx, [rdi + 1*8]",
+        "mov rcx, [rdi + 2*8]",
+        "mov rbx, [rdi + 3*8]",
+        "mov rsi, [rdi + 4*8]",
+        "mov rbp, [rdi + 6*8]",
+        "mov r8, [rdi + 8*8]",
+        "mov r9, [rdi + 9*8]",
+        "mov r10, [rdi + 10*8]",
+        "mov r11, [rdi + 11*8]",
+        "mov r12, [rdi + 12*8]",
+        "mov r13, [rdi + 13*8]",
+        "mov r14, [rdi + 14*8]",
+        "mov r15, [rdi + 15*8]",
+        "mov rsp, rax",
+        "pop rax",
+        "pop rdi",
+        "ret",
+    )
+}

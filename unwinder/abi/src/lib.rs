@@ -1,0 +1,343 @@
+//! # clew-unwind: clew as the process's unwinder
+//!
+//! Exports the unwinding ABI that libgcc_s exports (`_Unwind_RaiseException`,
+//! `_Unwind_Resume`, `_Unwind_Backtrace`, the context accessors, `__register_frame` …),
+//! implemented on [`clew_unwinder`]. Two ways to use it:
+//!
+//! - `LD_PRELOAD=target/release/libclew_unwind.so program`: every exception, panic and
+//!   backtrace of an existing dynamically linked program goes through clew, and JIT code
+//!   the program registers with `__register_frame` (Wasmtime does, once per module) lands
+//!   in clew's registry.
+//! - Statically: depend on this crate and call [`install`] once; the executable's own
+//!   definitions then take precedence over libgcc_s's.
+//!
+//! The running program's objects are registered at load time (an `.init_array`
+//! constructor) and again on first use.
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use clew_unwinder::arch::x86_64::Regs;
+use clew_unwinder::itanium::{self, ReasonCode, StopFn, TraceFn, UnwindContext, UnwindException};
+use clew_unwinder::{Registers, compat, global, os::linux};
+
+/// Makes sure the running program's loaded objects are registered. Calling it also makes
+/// the static linker keep this crate's definitions.
+pub fn install() {
+    linux::ensure_loaded_objects();
+}
+
+extern "C" fn init() {
+    install();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT: extern "C" fn() = init;
+
+fn fatal(what: &str, code: ReasonCode) -> ! {
+    // Unwinding failed where the ABI has no way to report it (`_Unwind_Resume`).
+    eprintln!("clew-unwind: {what} failed ({code}); aborting");
+    std::process::abort()
+}
+
+static RAISED: AtomicU64 = AtomicU64::new(0);
+
+/// How many exceptions `_Unwind_RaiseException` has raised in this process: a way to
+/// check that clew, not libgcc, is the unwinder.
+pub fn raised() -> u64 {
+    RAISED.load(Ordering::Relaxed)
+}
+
+/// # Safety
+/// ABI entry point: `exc` is a valid exception object.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_RaiseException(exc: *mut UnwindException) -> ReasonCode {
+    let regs = Regs::capture();
+    RAISED.fetch_add(1, Ordering::Relaxed);
+    install();
+    // SAFETY: forwarded ABI contract.
+    unsafe { itanium::raise_exception(regs, exc) }
+}
+
+/// # Safety
+/// ABI entry point: called from a cleanup landing pad with the exception being unwound.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_Resume(exc: *mut UnwindException) -> ! {
+    let regs = Regs::capture();
+    // SAFETY: forwarded ABI contract.
+    let code = unsafe { itanium::resume(regs, exc) };
+    fatal("_Unwind_Resume", code)
+}
+
+/// # Safety
+/// ABI entry point: `exc` is a valid exception object.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_Resume_or_Rethrow(exc: *mut UnwindException) -> ReasonCode {
+    let regs = Regs::capture();
+    // SAFETY: forwarded ABI contract.
+    unsafe {
+        if (*exc).private_1 == 0 {
+            itanium::raise_exception(regs, exc)
+        } else {
+            itanium::resume(regs, exc)
+        }
+    }
+}
+
+/// # Safety
+/// ABI entry point: `exc` is a valid exception object, `stop` a stop function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_ForcedUnwind(
+    exc: *mut UnwindException,
+    stop: StopFn,
+    stop_arg: *mut c_void,
+) -> ReasonCode {
+    let regs = Regs::capture();
+    install();
+    // SAFETY: forwarded ABI contract.
+    unsafe { itanium::forced_unwind(regs, exc, stop, stop_arg) }
+}
+
+/// # Safety
+/// ABI entry point: `exc` is a valid exception object.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_DeleteException(exc: *mut UnwindException) {
+    // SAFETY: the exception's own cleanup, as the ABI specifies.
+    unsafe {
+        if let Some(cleanup) = (*exc).exception_cleanup {
+            cleanup(itanium::URC_FOREIGN_EXCEPTION_CAUGHT, exc);
+        }
+    }
+}
+
+/// # Safety
+/// ABI entry point: `trace` is a valid callback for `arg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> ReasonCode {
+    let regs = Regs::capture();
+    install();
+    // SAFETY: forwarded ABI contract.
+    unsafe { itanium::backtrace(regs, trace, arg) }
+}
+
+/// # Safety
+/// `ctx` is a context passed to a personality, stop function or trace callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_GetGR(ctx: *mut UnwindContext, index: c_int) -> usize {
+    // SAFETY: a live context.
+    unsafe { (*ctx).regs.get(index as u16).unwrap_or(0) as usize }
+}
+
+/// # Safety
+/// As for [`_Unwind_GetGR`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_SetGR(ctx: *mut UnwindContext, index: c_int, value: usize) {
+    // SAFETY: a live context.
+    unsafe { (*ctx).regs.set(index as u16, value as u64) };
+}
+
+/// # Safety
+/// As for [`_Unwind_GetGR`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize {
+    // SAFETY: a live context.
+    unsafe { (*ctx).regs.pc() as usize }
+}
+
+/// # Safety
+/// As for [`_Unwind_GetGR`]; `ip_before_insn` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_GetIPInfo(
+    ctx: *mut UnwindContext,
+    ip_before_insn: *mut c_int,
+) -> usize {
+    // SAFETY: a live context and a writable flag.
+    unsafe {
+        *ip_before_insn = c_int::from((*ctx).exact_pc);
+        (*ctx).regs.pc() as usize
+    }
+}
+
+/// # Safety
+/// As for [`_Unwind_GetGR`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_SetIP(ctx: *mut UnwindContext, ip: usize) {
+    // SAFETY: a live context.
+    unsafe { (*ctx).regs.set_pc(ip as u64) };
+}
+
+/// # Safety
+/// As for [`_Unwind_GetGR`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_GetCFA(ctx: *mut UnwindContext) -> usize {
+    // SAFETY: a live context.
+    unsafe { (*ctx).cfa as usize }
+}
+
+/// # Safety
+/// As for [`_Unwind_GetGR`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_GetLanguageSpecificData(ctx: *mut UnwindContext) -> usize {
+    // SAFETY: a live context.
+    unsafe { (*ctx).lsda() as usize }
+}
+
+/// # Safety
+/// As for [`_Unwind_GetGR`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_GetRegionStart(ctx: *mut UnwindContext) -> usize {
+    // SAFETY: a live context.
+    unsafe { (*ctx).region_start() as usize }
+}
+
+/// x86_64 code uses no data-relative pointers in unwind tables: always 0, as in libgcc.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetDataRelBase(_ctx: *mut UnwindContext) -> usize {
+    0
+}
+
+/// x86_64 code uses no text-relative pointers in unwind tables: always 0, as in libgcc.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetTextRelBase(_ctx: *mut UnwindContext) -> usize {
+    0
+}
+
+/// The start of the function holding `pc`, or null.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_FindEnclosingFunction(pc: *mut c_void) -> *mut c_void {
+    install();
+    let g = global().pin();
+    match g.find_fde(pc as usize) {
+        Some((m, e)) => (m.text().start + e.start as usize) as *mut c_void,
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// libgcc's `struct dwarf_eh_bases`.
+#[repr(C)]
+pub struct DwarfEhBases {
+    pub tbase: *mut c_void,
+    pub dbase: *mut c_void,
+    pub func: *mut c_void,
+}
+
+/// # Safety
+/// `bases` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_Find_FDE(
+    pc: *mut c_void,
+    bases: *mut DwarfEhBases,
+) -> *const c_void {
+    install();
+    let g = global().pin();
+    match g.find_fde(pc as usize) {
+        Some((m, e)) => {
+            // SAFETY: the caller's output struct.
+            unsafe {
+                *bases = DwarfEhBases {
+                    tbase: core::ptr::null_mut(),
+                    dbase: core::ptr::null_mut(),
+                    func: (m.text().start + e.start as usize) as *mut c_void,
+                };
+            }
+            // Valid while the module stays registered, as with libgcc.
+            m.eh_frame()[e.offset as usize..].as_ptr().cast()
+        }
+        None => core::ptr::null(),
+    }
+}
+
+/// # Safety
+/// `begin` is a zero-terminated `.eh_frame` section that outlives its registration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __register_frame(begin: *const u8) {
+    // libgcc ignores a section that is only a terminator.
+    // SAFETY: the caller's section.
+    if begin.is_null() || unsafe { begin.cast::<u32>().read_unaligned() } == 0 {
+        return;
+    }
+    // SAFETY: forwarded contract. A malformed section is not registered (libgcc would
+    // abort later, at first use).
+    let _ = unsafe { compat::register_frame(global(), begin) };
+}
+
+/// # Safety
+/// As for [`__register_frame`]; `_object` is libgcc's bookkeeping, unused by clew.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __register_frame_info(begin: *const u8, _object: *mut c_void) {
+    // SAFETY: forwarded.
+    unsafe { __register_frame(begin) }
+}
+
+/// # Safety
+/// As for [`__register_frame_info`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __register_frame_info_bases(
+    begin: *const u8,
+    object: *mut c_void,
+    _tbase: *mut c_void,
+    _dbase: *mut c_void,
+) {
+    // SAFETY: forwarded.
+    unsafe { __register_frame_info(begin, object) }
+}
+
+/// `begin` is a null-terminated array of pointers to `.eh_frame` sections.
+///
+/// # Safety
+/// Each section outlives its registration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __register_frame_table(begin: *const *const u8) {
+    let mut p = begin;
+    // SAFETY: the caller's null-terminated table.
+    unsafe {
+        while !p.is_null() && !(*p).is_null() {
+            __register_frame(*p);
+            p = p.add(1);
+        }
+    }
+}
+
+/// # Safety
+/// As for [`__register_frame_table`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __register_frame_info_table(
+    begin: *const *const u8,
+    _object: *mut c_void,
+) {
+    // SAFETY: forwarded.
+    unsafe { __register_frame_table(begin) }
+}
+
+/// # Safety
+/// As for [`__register_frame_table`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __register_frame_info_table_bases(
+    begin: *const *const u8,
+    object: *mut c_void,
+    _t: *mut c_void,
+    _d: *mut c_void,
+) {
+    // SAFETY: forwarded.
+    unsafe { __register_frame_info_table(begin, object) }
+}
+
+/// Deregisters what `__register_frame(begin)` registered; returns once no unwinder reads it.
+#[unsafe(no_mangle)]
+pub extern "C" fn __deregister_frame(begin: *const u8) {
+    let _ = compat::deregister_frame(global(), begin);
+}
+
+/// Returns the `object` libgcc would have handed back (clew keeps none: null).
+#[unsafe(no_mangle)]
+pub extern "C" fn __deregister_frame_info(begin: *const u8) -> *mut c_void {
+    __deregister_frame(begin);
+    core::ptr::null_mut()
+}
+
+/// As [`__deregister_frame_info`].
+#[unsafe(no_mangle)]
+pub extern "C" fn __deregister_frame_info_bases(begin: *const u8) -> *mut c_void {
+    __deregister_frame_info(begin)
+}
