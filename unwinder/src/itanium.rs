@@ -196,25 +196,24 @@ unsafe fn cleanup(regs: Regs, exc: *mut UnwindException) -> Result<Regs, ReasonC
     let (class, private_1, private_2) =
         unsafe { ((*exc).exception_class, (*exc).private_1, (*exc).private_2) };
     let forced = private_1 != 0;
-    walk(regs, |ctx| {
+    walk(regs, |mut ctx| {
         if forced {
             // SAFETY: `_Unwind_ForcedUnwind` stored the stop function in `private_1`.
             let stop: StopFn = unsafe { core::mem::transmute(private_1 as usize) };
             let (actions, ctx_ptr) = match ctx {
-                Some(ref c) => (
-                    UA_FORCE_UNWIND | UA_CLEANUP_PHASE,
-                    *c as *const UnwindContext as *mut UnwindContext,
-                ),
+                Some(ref mut c) => (UA_FORCE_UNWIND | UA_CLEANUP_PHASE, &raw mut **c),
                 None => (
                     UA_FORCE_UNWIND | UA_CLEANUP_PHASE | UA_END_OF_STACK,
                     core::ptr::null_mut(),
                 ),
             };
             // SAFETY: a stop-function call as the ABI specifies it.
-            if unsafe { stop(1, actions, class, exc, ctx_ptr, private_2 as *mut c_void) }
-                != URC_NO_REASON
-            {
-                return Visit::Stop(URC_FATAL_PHASE2_ERROR);
+            match unsafe { stop(1, actions, class, exc, ctx_ptr, private_2 as *mut c_void) } {
+                URC_NO_REASON => {}
+                // clew's extension: a stop function may set up the context (SetIP/SetGR)
+                // and have it installed, which is how `panic::catch_unwind` catches.
+                URC_INSTALL_CONTEXT if ctx.is_some() => return Visit::Install,
+                _ => return Visit::Stop(URC_FATAL_PHASE2_ERROR),
             }
         }
         let Some(ctx) = ctx else {

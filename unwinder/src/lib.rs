@@ -33,6 +33,7 @@ pub mod lsda;
 pub mod memory;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod os;
+pub mod panic;
 pub mod provider;
 pub mod registry;
 pub mod rules;

@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use clew_unwinder::arch::x86_64::Regs;
 use clew_unwinder::itanium::{self, ReasonCode, StopFn, TraceFn, UnwindContext, UnwindException};
-use clew_unwinder::{Registers, compat, global, os::linux};
+use clew_unwinder::{Registers, compat, global, os::linux, panic};
 
 /// Makes sure the running program's loaded objects are registered. Calling it also makes
 /// the static linker keep this crate's definitions.
@@ -67,6 +67,10 @@ pub unsafe extern "C" fn _Unwind_Resume(exc: *mut UnwindException) -> ! {
     let regs = Regs::capture();
     // SAFETY: forwarded ABI contract.
     let code = unsafe { itanium::resume(regs, exc) };
+    // SAFETY: a valid exception object.
+    if unsafe { (*exc).exception_class } == panic::EXCEPTION_CLASS {
+        panic::unwinding_failed(panic::UnwindFailure::Fatal(code), exc);
+    }
     fatal("_Unwind_Resume", code)
 }
 

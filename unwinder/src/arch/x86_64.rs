@@ -170,3 +170,46 @@ unsafe extern "C" fn clew_x86_64_restore(regs: *const Regs) -> ! {
         "ret",
     )
 }
+
+// The catch point of `crate::panic::catch_unwind`: `clew_x86_64_catch(data, call)` calls
+// `call(data)` and returns null; if an unwind stops at this frame (the walk recognises the
+// frame by its return address, `clew_x86_64_catch_ret`), the unwinder resumes at
+// `clew_x86_64_catch_landing` with rax = the exception, which is returned.
+core::arch::global_asm!(
+    ".globl clew_x86_64_catch",
+    ".type clew_x86_64_catch, @function",
+    ".p2align 4",
+    "clew_x86_64_catch:",
+    ".cfi_startproc",
+    "push rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset rbp, -16",
+    "mov rbp, rsp",
+    ".cfi_def_cfa_register rbp",
+    "call rsi",
+    ".globl clew_x86_64_catch_ret",
+    "clew_x86_64_catch_ret:",
+    "xor eax, eax",
+    "pop rbp",
+    ".cfi_def_cfa rsp, 8",
+    "ret",
+    ".cfi_def_cfa rbp, 16",
+    ".globl clew_x86_64_catch_landing",
+    "clew_x86_64_catch_landing:",
+    "mov rsp, rbp",
+    "pop rbp",
+    ".cfi_def_cfa rsp, 8",
+    "ret",
+    ".cfi_endproc",
+    ".size clew_x86_64_catch, . - clew_x86_64_catch",
+);
+
+unsafe extern "C" {
+    /// Calls `call(data)` and returns null, or returns the exception an unwind stopped
+    /// here with.
+    pub fn clew_x86_64_catch(data: *mut u8, call: unsafe extern "C-unwind" fn(*mut u8)) -> *mut u8;
+    /// The return address of the call in `clew_x86_64_catch` (a label, not a function).
+    pub static clew_x86_64_catch_ret: u8;
+    /// Where an unwind that stops at a catch point resumes (a label, not a function).
+    pub static clew_x86_64_catch_landing: u8;
+}
