@@ -19,7 +19,7 @@ use core::ffi::{c_int, c_void};
 
 use crate::arch::x86_64::Regs;
 use crate::unwind::FdeInfo;
-use crate::{LiveMemory, Native, Registers, Unwinder};
+use crate::{LiveMemory, Native, Registers, UnwindCache, Unwinder};
 
 /// `_Unwind_Reason_Code`.
 pub type ReasonCode = c_int;
@@ -109,12 +109,13 @@ enum Visit {
 /// visit says so, else the code a visit stopped with.
 fn walk(
     regs: Regs,
+    cache: Option<&mut UnwindCache>,
     mut visit: impl FnMut(Option<&mut UnwindContext>) -> Visit,
 ) -> Result<Regs, ReasonCode> {
     // SAFETY: a thread raising an exception trusts its own stack, as libgcc does.
     let mem = unsafe { LiveMemory::unchecked() };
     let unwinder = Unwinder::<Native>::new(crate::global());
-    let mut frames = unwinder.frames(regs, false, &mem, None);
+    let mut frames = unwinder.frames(regs, false, &mem, cache);
     // The entry point's own frame.
     match frames.next() {
         Some(Ok(f)) if f.cfa.is_some() => {}
@@ -153,7 +154,7 @@ unsafe fn search(regs: Regs, exc: *mut UnwindException) -> ReasonCode {
     // SAFETY: the caller passes a valid exception object.
     let class = unsafe { (*exc).exception_class };
     let mut found = None;
-    let r = walk(regs, |ctx| {
+    let r = walk(regs, None, |ctx| {
         let Some(ctx) = ctx else {
             return Visit::Stop(URC_END_OF_STACK);
         };
@@ -196,7 +197,7 @@ unsafe fn cleanup(regs: Regs, exc: *mut UnwindException) -> Result<Regs, ReasonC
     let (class, private_1, private_2) =
         unsafe { ((*exc).exception_class, (*exc).private_1, (*exc).private_2) };
     let forced = private_1 != 0;
-    walk(regs, |mut ctx| {
+    walk(regs, None, |mut ctx| {
         if forced {
             // SAFETY: `_Unwind_ForcedUnwind` stored the stop function in `private_1`.
             let stop: StopFn = unsafe { core::mem::transmute(private_1 as usize) };
@@ -304,9 +305,14 @@ pub unsafe fn forced_unwind(
 ///
 /// # Safety
 /// `trace` must be a valid callback for `arg`.
-pub unsafe fn backtrace(regs: Regs, trace: TraceFn, arg: *mut c_void) -> ReasonCode {
+pub unsafe fn backtrace(
+    regs: Regs,
+    cache: Option<&mut UnwindCache>,
+    trace: TraceFn,
+    arg: *mut c_void,
+) -> ReasonCode {
     let mut last: Option<UnwindContext> = None;
-    let r = walk(regs, |ctx| match ctx {
+    let r = walk(regs, cache, |ctx| match ctx {
         Some(ctx) => {
             last = Some(ctx.clone());
             // SAFETY: the caller's callback, with a live context.
@@ -319,7 +325,7 @@ pub unsafe fn backtrace(regs: Regs, trace: TraceFn, arg: *mut c_void) -> ReasonC
             // The walk ended after a frame that was unwound (its return address was
             // undefined or 0), not at a frame without unwind information: libgcc reports
             // one more frame with IP 0 then.
-            if let Some(mut l) = last.take().filter(|l| l.info.is_some()) {
+            if let Some(mut l) = last.take().filter(|l| l.cfa != 0) {
                 l.regs.set_pc(0);
                 l.info = None;
                 l.exact_pc = false;

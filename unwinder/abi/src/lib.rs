@@ -19,7 +19,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use clew_unwinder::arch::x86_64::Regs;
 use clew_unwinder::itanium::{self, ReasonCode, StopFn, TraceFn, UnwindContext, UnwindException};
-use clew_unwinder::{Registers, compat, global, os::linux, panic};
+use clew_unwinder::{Registers, UnwindCache, compat, global, os::linux, panic};
+use std::cell::RefCell;
 
 /// Makes sure the running program's loaded objects are registered. Calling it also makes
 /// the static linker keep this crate's definitions.
@@ -121,8 +122,22 @@ pub unsafe extern "C" fn _Unwind_DeleteException(exc: *mut UnwindException) {
 pub unsafe extern "C" fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> ReasonCode {
     let regs = Regs::capture();
     install();
-    // SAFETY: forwarded ABI contract.
-    unsafe { itanium::backtrace(regs, trace, arg) }
+    std::thread_local! {
+        static CACHE: RefCell<Option<Box<UnwindCache>>> = const { RefCell::new(None) };
+    }
+    // A per-thread rule cache makes repeated backtraces cheap; a trace callback that
+    // itself takes a backtrace (or a signal handler interrupting one) walks uncached.
+    let cached = CACHE.try_with(|c| {
+        let mut c = c.try_borrow_mut().ok()?;
+        let cache = c.get_or_insert_with(|| Box::new(UnwindCache::new()));
+        // SAFETY: forwarded ABI contract.
+        Some(unsafe { itanium::backtrace(regs, Some(cache), trace, arg) })
+    });
+    match cached {
+        Ok(Some(code)) => code,
+        // SAFETY: forwarded ABI contract.
+        _ => unsafe { itanium::backtrace(regs, None, trace, arg) },
+    }
 }
 
 /// # Safety
