@@ -19,7 +19,7 @@ use core::ffi::{c_int, c_void};
 
 use crate::arch::x86_64::Regs;
 use crate::unwind::FdeInfo;
-use crate::{LiveMemory, Native, Registers, UnwindCache, Unwinder};
+use crate::{LiveMemory, ModuleProvider, Native, Registers, UnwindCache, Unwinder};
 
 /// `_Unwind_Reason_Code`.
 pub type ReasonCode = c_int;
@@ -96,6 +96,31 @@ impl UnwindContext {
     }
 }
 
+static PROVIDER: spin::Once<&'static dyn ModuleProvider> = spin::Once::new();
+
+/// Sets the provider asked for PCs the registry does not know, for every walk of this
+/// module (on Linux: `os::linux::DlIteratePhdr`, finding objects `dlopen`ed later).
+/// The first call wins.
+pub fn set_module_provider(provider: &'static dyn ModuleProvider) {
+    PROVIDER.call_once(|| provider);
+}
+
+fn unwinder() -> Unwinder<'static, Native> {
+    let unwinder = Unwinder::<Native>::new(crate::global());
+    match PROVIDER.get() {
+        Some(p) => unwinder.with_provider(*p),
+        None => unwinder,
+    }
+}
+
+/// `_Unwind_Find_FDE` / `_Unwind_FindEnclosingFunction`: the FDE covering `pc`, from the
+/// registry or the module provider.
+pub fn find_fde(pc: usize) -> Option<FdeInfo> {
+    // SAFETY: indirect personality pointers point into the loaded object's data.
+    let mem = unsafe { LiveMemory::unchecked() };
+    unwinder().fde_info(pc, &mem)
+}
+
 /// What to do with each frame of a walk.
 enum Visit {
     Continue,
@@ -114,7 +139,7 @@ fn walk(
 ) -> Result<Regs, ReasonCode> {
     // SAFETY: a thread raising an exception trusts its own stack, as libgcc does.
     let mem = unsafe { LiveMemory::unchecked() };
-    let unwinder = Unwinder::<Native>::new(crate::global());
+    let unwinder = unwinder();
     let mut frames = unwinder.frames(regs, false, &mem, cache);
     // The entry point's own frame.
     match frames.next() {

@@ -103,6 +103,24 @@ impl<'r, A: Arch> Unwinder<'r, A> {
         self
     }
 
+    /// The FDE covering `pc` (the registry first, then the provider), with what a
+    /// personality needs from it; `mem` reads indirect personality pointers.
+    pub fn fde_info<M: Memory>(&self, pc: usize, mem: &M) -> Option<FdeInfo> {
+        let guard = self.registry.pin();
+        if let Some((module, entry)) = guard.find_fde(pc) {
+            let fde = module.parse_fde(entry).ok()?;
+            let at = module.eh_frame().as_ptr() as u64 + u64::from(entry.offset);
+            return Some(fde_info(&fde, at, mem));
+        }
+        let m = self.provider?.find_module(pc)?;
+        let (_, _, fde) = provided_fde(&m, pc as u64)?;
+        Some(fde_info(
+            &fde,
+            m.eh_frame.as_ptr() as u64 + fde.offset() as u64,
+            mem,
+        ))
+    }
+
     /// Walks from `regs`. `exact_pc` says whether `regs`' PC is exact (a fault or
     /// interrupt context) or a return address (a context captured by a call).
     pub fn frames<'a, M: Memory>(

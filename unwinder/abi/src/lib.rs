@@ -26,6 +26,7 @@ use std::cell::RefCell;
 /// the static linker keep this crate's definitions.
 pub fn install() {
     linux::ensure_loaded_objects();
+    itanium::set_module_provider(&linux::DlIteratePhdr);
 }
 
 extern "C" fn init() {
@@ -226,11 +227,7 @@ pub extern "C" fn _Unwind_GetTextRelBase(_ctx: *mut UnwindContext) -> usize {
 #[unsafe(no_mangle)]
 pub extern "C" fn _Unwind_FindEnclosingFunction(pc: *mut c_void) -> *mut c_void {
     install();
-    let g = global().pin();
-    match g.find_fde(pc as usize) {
-        Some((m, e)) => (m.text().start + e.start as usize) as *mut c_void,
-        None => core::ptr::null_mut(),
-    }
+    itanium::find_fde(pc as usize).map_or(core::ptr::null_mut(), |f| f.func_start as *mut c_void)
 }
 
 /// libgcc's `struct dwarf_eh_bases`.
@@ -241,6 +238,8 @@ pub struct DwarfEhBases {
     pub func: *mut c_void,
 }
 
+/// The FDE covering `pc` (valid while its module stays registered or loaded), or null.
+///
 /// # Safety
 /// `bases` is writable.
 #[unsafe(no_mangle)]
@@ -249,19 +248,17 @@ pub unsafe extern "C" fn _Unwind_Find_FDE(
     bases: *mut DwarfEhBases,
 ) -> *const c_void {
     install();
-    let g = global().pin();
-    match g.find_fde(pc as usize) {
-        Some((m, e)) => {
+    match itanium::find_fde(pc as usize) {
+        Some(f) => {
             // SAFETY: the caller's output struct.
             unsafe {
                 *bases = DwarfEhBases {
                     tbase: core::ptr::null_mut(),
                     dbase: core::ptr::null_mut(),
-                    func: (m.text().start + e.start as usize) as *mut c_void,
+                    func: f.func_start as *mut c_void,
                 };
             }
-            // Valid while the module stays registered, as with libgcc.
-            m.eh_frame()[e.offset as usize..].as_ptr().cast()
+            f.fde_address as *const c_void
         }
         None => core::ptr::null(),
     }

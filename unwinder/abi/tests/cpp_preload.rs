@@ -7,15 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `target/<profile>/libclew_unwind.so`, built with this package.
+/// `target/<profile>/deps/libclew_unwind.so`, built with this package's tests (cargo
+/// refreshes the copy in `target/<profile>/` only for a plain `cargo build`).
 fn preload_lib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let lib = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libclew_unwind.so");
+    let lib = exe.parent().unwrap().join("libclew_unwind.so");
     assert!(lib.exists(), "{} not built", lib.display());
     lib
 }
@@ -40,6 +36,11 @@ fn build_program() -> PathBuf {
         .arg(src.join("c_frames.c"))
         .arg("-o")
         .arg(&c_obj));
+    run(Command::new("g++")
+        .args(["-O1", "-g", "-shared", "-fPIC"])
+        .arg(src.join("thrower.cpp"))
+        .arg("-o")
+        .arg(out.join("libthrower.so")));
     let exe = out.join("exceptions");
     run(Command::new("g++")
         .args(["-O1", "-g"])
@@ -80,9 +81,15 @@ fn run(
 fn cpp_exceptions_with_clew_preloaded() {
     let exe = build_program();
     let lib = preload_lib();
-    let (reference, _) = run(&exe, None, &[], &[]);
+    let thrower = exe.with_file_name("libthrower.so");
+    let thrower = thrower.to_str().unwrap();
+    let (reference, _) = run(&exe, None, &[], &[("CLEW_THROWER", thrower)]);
+    assert!(
+        reference.contains("ok through-dlopened-library"),
+        "{reference}"
+    );
     assert!(reference.ends_with("ALL OK\n"), "under libgcc: {reference}");
-    let (clew, _) = run(&exe, Some(&lib), &[], &[]);
+    let (clew, _) = run(&exe, Some(&lib), &[], &[("CLEW_THROWER", thrower)]);
     assert_eq!(
         clew, reference,
         "every check passes with clew as the unwinder"

@@ -115,3 +115,29 @@ fn unwind_backtrace_is_clews() {
     assert!(a.len() > 3);
     assert_eq!(a[1..], b[1..]);
 }
+
+#[test]
+fn find_fde_and_enclosing_function() {
+    clew_unwind::install();
+    #[inline(never)]
+    fn target(x: u32) -> u32 {
+        std::hint::black_box(x) * 3 + 1
+    }
+    let f = target as *const () as usize;
+    assert_eq!(target(1), 4);
+    let enclosing = clew_unwind::_Unwind_FindEnclosingFunction((f + 2) as *mut _);
+    assert_eq!(enclosing as usize, f);
+    let mut bases = clew_unwind::DwarfEhBases {
+        tbase: std::ptr::null_mut(),
+        dbase: std::ptr::null_mut(),
+        func: std::ptr::null_mut(),
+    };
+    // SAFETY: a writable bases struct.
+    let fde = unsafe { clew_unwind::_Unwind_Find_FDE((f + 2) as *mut _, &mut bases) };
+    assert!(!fde.is_null());
+    assert_eq!(bases.func as usize, f);
+    // The FDE's CIE pointer field is non-zero (it is an FDE, not a CIE).
+    // SAFETY: an FDE in this binary's mapped .eh_frame.
+    assert_ne!(unsafe { (fde as *const u32).add(1).read_unaligned() }, 0);
+    assert!(clew_unwind::_Unwind_FindEnclosingFunction(std::ptr::null_mut()).is_null());
+}

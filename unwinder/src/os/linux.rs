@@ -9,7 +9,9 @@ use std::string::String;
 use std::vec::Vec;
 
 use crate::registry::{ModuleDesc, ModuleKind, Registry};
-use crate::{LiveMemory, Native, UnwindCache, Unwinder, eh_frame};
+use crate::{
+    LiveMemory, ModuleProvider, Native, ProvidedModule, Registers, UnwindCache, Unwinder, eh_frame,
+};
 
 /// One loaded object's unwind sections, as found in its program headers.
 #[derive(Clone, Debug)]
@@ -41,7 +43,8 @@ pub fn loaded_objects() -> Vec<LoadedObject> {
     out
 }
 
-fn object_of(info: &libc::dl_phdr_info) -> Option<LoadedObject> {
+/// The unwind sections of one object, found without allocating.
+fn sections_of(info: &libc::dl_phdr_info) -> Option<ProvidedModule> {
     let base = info.dlpi_addr as usize;
     // SAFETY: the loader passes `dlpi_phnum` program headers at `dlpi_phdr`.
     let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
@@ -58,14 +61,17 @@ fn object_of(info: &libc::dl_phdr_info) -> Option<LoadedObject> {
         return None;
     };
     let eh_frame_addr = eh_frame_addr as usize;
-    let segment_of = |addr: usize| {
-        phdrs
-            .iter()
-            .filter(|p| p.p_type == libc::PT_LOAD)
-            .map(|p| base + p.p_vaddr as usize..base + (p.p_vaddr + p.p_memsz) as usize)
-            .find(|r| r.contains(&addr))
+    let loads = || {
+        phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD).map(|p| {
+            (
+                p,
+                base + p.p_vaddr as usize..base + (p.p_vaddr + p.p_memsz) as usize,
+            )
+        })
     };
-    let seg = segment_of(eh_frame_addr)?;
+    let seg = loads()
+        .map(|(_, r)| r)
+        .find(|r| r.contains(&eh_frame_addr))?;
     // SAFETY: `.eh_frame` lies in this mapped segment; the walk stops at its end.
     let len = unsafe {
         eh_frame::zero_terminated_len(eh_frame_addr as *const u8, Some(seg.end - eh_frame_addr))
@@ -74,12 +80,21 @@ fn object_of(info: &libc::dl_phdr_info) -> Option<LoadedObject> {
     // SAFETY: `len` bytes inside the segment, mapped as long as the object stays loaded.
     let eh_frame: &'static [u8] =
         unsafe { std::slice::from_raw_parts(eh_frame_addr as *const u8, len) };
-    let exec: Vec<Range<usize>> = phdrs
-        .iter()
-        .filter(|p| p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0)
-        .map(|p| base + p.p_vaddr as usize..base + (p.p_vaddr + p.p_memsz) as usize)
-        .collect();
-    let text = exec.iter().map(|r| r.start).min()?..exec.iter().map(|r| r.end).max()?;
+    let exec = || {
+        loads()
+            .filter(|(p, _)| p.p_flags & libc::PF_X != 0)
+            .map(|(_, r)| r)
+    };
+    let text = exec().map(|r| r.start).min()?..exec().map(|r| r.end).max()?;
+    Some(ProvidedModule {
+        text,
+        eh_frame,
+        eh_frame_hdr: Some(hdr_bytes),
+    })
+}
+
+fn object_of(info: &libc::dl_phdr_info) -> Option<LoadedObject> {
+    let s = sections_of(info)?;
     let name = if info.dlpi_name.is_null() {
         String::new()
     } else {
@@ -95,10 +110,43 @@ fn object_of(info: &libc::dl_phdr_info) -> Option<LoadedObject> {
     };
     Some(LoadedObject {
         name,
-        text,
-        eh_frame_hdr: hdr_bytes,
-        eh_frame,
+        text: s.text,
+        eh_frame_hdr: s.eh_frame_hdr?,
+        eh_frame: s.eh_frame,
     })
+}
+
+/// A [`ModuleProvider`] that asks the dynamic loader (`dl_iterate_phdr`) for the object
+/// holding a PC, as libgcc does: it finds objects `dlopen`ed after the registry was
+/// filled. It takes the loader's lock, so it is not for signal handlers.
+pub struct DlIteratePhdr;
+
+impl ModuleProvider for DlIteratePhdr {
+    fn find_module(&self, pc: usize) -> Option<ProvidedModule> {
+        struct Search {
+            pc: usize,
+            found: Option<ProvidedModule>,
+        }
+        unsafe extern "C" fn callback(
+            info: *mut libc::dl_phdr_info,
+            _size: usize,
+            data: *mut libc::c_void,
+        ) -> libc::c_int {
+            // SAFETY: `data` is the `Search` passed below; `info` is valid for this call.
+            let (search, info) = unsafe { (&mut *(data as *mut Search), &*info) };
+            match sections_of(info) {
+                Some(m) if m.text.contains(&search.pc) => {
+                    search.found = Some(m);
+                    1
+                }
+                _ => 0,
+            }
+        }
+        let mut search = Search { pc, found: None };
+        // SAFETY: the callback only reads the headers the loader passes it.
+        unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut search).cast()) };
+        search.found
+    }
 }
 
 /// Registers every loaded object not registered yet as a [`ModuleKind::Static`] module.
@@ -141,6 +189,11 @@ pub fn ensure_loaded_objects() {
 
 /// The calling thread's stack, and its signal stack when one is set.
 pub fn current_stack_bounds() -> [Range<u64>; 2] {
+    [thread_stack(), signal_stack()]
+}
+
+/// The calling thread's stack (queried once per thread).
+fn thread_stack() -> Range<u64> {
     std::thread_local! {
         static STACK: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
     }
@@ -162,8 +215,13 @@ pub fn current_stack_bounds() -> [Range<u64>; 2] {
         s.set(Some(b));
         b
     });
+    stack.0..stack.1
+}
+
+/// The calling thread's signal stack, or `0..0` (a `sigaltstack` system call).
+fn signal_stack() -> Range<u64> {
     // SAFETY: querying the current signal stack into a local.
-    let alt = unsafe {
+    unsafe {
         let mut ss: libc::stack_t = std::mem::zeroed();
         if libc::sigaltstack(std::ptr::null(), &mut ss) == 0 && ss.ss_flags & libc::SS_DISABLE == 0
         {
@@ -171,8 +229,20 @@ pub fn current_stack_bounds() -> [Range<u64>; 2] {
         } else {
             0..0
         }
-    };
-    [stack.0..stack.1, alt]
+    }
+}
+
+/// The stacks a walk starting at `sp` may read. A walk that starts on the thread's own
+/// stack only goes up that stack (callers of code on the signal stack are on the stack
+/// it interrupted, not the other way round), so it skips the `sigaltstack` system call,
+/// which costs as much as walking a dozen cached frames.
+fn walk_bounds(sp: u64) -> [Range<u64>; 2] {
+    let stack = thread_stack();
+    if stack.contains(&sp) {
+        [stack, 0..0]
+    } else {
+        [stack, signal_stack()]
+    }
 }
 
 std::thread_local! {
@@ -190,7 +260,7 @@ std::thread_local! {
 pub fn backtrace(buf: &mut [usize]) -> usize {
     let regs = crate::arch::x86_64::Regs::capture();
     ensure_loaded_objects();
-    let bounds = current_stack_bounds();
+    let bounds = walk_bounds(regs.sp());
     let mem = LiveMemory::with_bounds(&bounds);
     let unwinder = Unwinder::<Native>::new(crate::global());
     let mut walk = |cache: Option<&mut UnwindCache>| {

@@ -179,6 +179,22 @@ __attribute__((noinline)) static void print_backtrace(int depth) {
 static void on_signal(int) { print_backtrace(2); }
 static int jit_callback_traces() { print_backtrace(1); return 0; }
 
+static void through_dlopened_library() {
+    const char *path = std::getenv("CLEW_THROWER");
+    if (!path) return;
+    void *lib = dlopen(path, RTLD_NOW);
+    auto f = lib ? (void (*)(int, int *))dlsym(lib, "thrower_throw") : nullptr;
+    if (!f) { CHECK("through-dlopened-library", false); return; }
+    int destroyed = 0;
+    try {
+        f(4, &destroyed);
+    } catch (const std::out_of_range &) {
+        CHECK("through-dlopened-library", destroyed == 5);
+        return;
+    }
+    CHECK("through-dlopened-library", false);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && std::strcmp(argv[1], "backtrace") == 0) {
         std::printf("-- plain\n");
@@ -201,6 +217,7 @@ int main(int argc, char **argv) {
     exception_ptr_threads();
     through_c();
     through_registered_jit();
+    through_dlopened_library();
     if (failures) return 1;
     std::printf("ALL OK\n");
     return 0;
