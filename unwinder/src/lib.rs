@@ -45,7 +45,8 @@ pub use evaluate::{FixedStorage, UnwindContext};
 pub use memory::{LiveMemory, Memory, SliceMemory};
 pub use provider::{ModuleProvider, ProvidedModule};
 pub use registry::{
-    Guard, Module, ModuleDesc, ModuleHandle, ModuleId, ModuleKind, Registry, global,
+    Guard, Module, ModuleDesc, ModuleHandle, ModuleId, ModuleKind, Registry, Symbol, SymbolHit,
+    SymbolMap, global,
 };
 pub use rules::{CompactRule, UnwindCache};
 pub use unwind::{DEFAULT_MAX_DEPTH, FdeInfo, Frame, FrameIter, FrameKind, Unwinder};

@@ -29,7 +29,7 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Module as _};
 use gimli::write::{Address, EhFrame, EndianVec, FrameTable};
 
-use super::{JitSymbol, SymbolTable};
+use super::{JitSymbol, SymbolMap};
 
 /// The unwind information of the functions defined in a `JITModule`, collected until
 /// the module is finalized.
@@ -146,13 +146,14 @@ impl JitUnwindInfo {
             lsda: None,
         };
         // SAFETY: as above.
-        let handle = unsafe { registry.register(&desc) }
+        let map = SymbolMap::new(symbols.clone(), Vec::new());
+        let handle = unsafe { registry.register_with_symbols(&desc, map) }
             .map_err(|e| anyhow!("registering cranelift-jit code {name:?}: {e}"))?;
         Ok(JitRegistration {
             registry,
             handle,
             text,
-            functions: SymbolTable::new(symbols),
+            functions: SymbolMap::new(symbols, Vec::new()),
             eh_frame: bytes,
         })
     }
@@ -164,7 +165,7 @@ pub struct JitRegistration {
     registry: &'static Registry,
     handle: ModuleHandle,
     text: Range<usize>,
-    functions: SymbolTable,
+    functions: SymbolMap,
     eh_frame: Box<[u8]>,
 }
 
@@ -191,7 +192,7 @@ impl JitRegistration {
     /// The function holding `pc` and `pc`'s offset into it (pass `pc - 1` for a return
     /// address).
     pub fn function_at(&self, pc: usize) -> Option<(&str, usize)> {
-        self.functions.lookup(pc)
+        self.functions.lookup(pc).map(|h| (h.name, h.offset))
     }
 }
 

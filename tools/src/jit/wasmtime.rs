@@ -19,7 +19,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clew_unwinder::{ModuleDesc, ModuleHandle, ModuleKind, Registry};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
-use super::{JitSymbol, SymbolTable};
+use super::{JitSymbol, SymbolMap};
 
 /// A Wasmtime module registered in a clew registry; deregisters it on drop.
 ///
@@ -31,9 +31,9 @@ pub struct JitRegistration {
     text: Range<usize>,
     eh_frame: Range<usize>,
     /// The module's defined functions ([`Module::functions`]).
-    functions: SymbolTable,
+    functions: SymbolMap,
     /// Other code symbols of the image (Wasmtime's entry and exit trampolines).
-    trampolines: SymbolTable,
+    trampolines: SymbolMap,
     module: Module,
 }
 
@@ -79,7 +79,7 @@ pub fn register_in(registry: &'static Registry, module: &Module) -> Result<JitRe
         })
         .collect();
     let text_section = elf.section_by_name(".text").map(|s| s.index());
-    let trampolines = elf
+    let trampolines: Vec<JitSymbol> = elf
         .symbols()
         .filter(|s| s.kind() == SymbolKind::Text && s.section_index() == text_section)
         .filter_map(|s| {
@@ -103,15 +103,25 @@ pub fn register_in(registry: &'static Registry, module: &Module) -> Result<JitRe
         lsda: None,
     };
     // SAFETY: `eh_frame` stays valid until the guard's drop has deregistered it (above).
-    let handle = unsafe { registry.register(&desc) }
+    // The registry's map names every function and trampoline, and maps code addresses
+    // to wasm bytecode offsets (`Module::address_map`).
+    let source_offsets: Vec<(usize, Option<u32>)> = module
+        .address_map()
+        .into_iter()
+        .flatten()
+        .map(|(off, wasm)| (text_range.start + off, wasm))
+        .collect();
+    let all: Vec<JitSymbol> = functions.iter().chain(&trampolines).cloned().collect();
+    let map = SymbolMap::new(all, source_offsets);
+    let handle = unsafe { registry.register_with_symbols(&desc, map) }
         .map_err(|e| anyhow!("registering wasm module {name:?}: {e}"))?;
     Ok(JitRegistration {
         registry,
         handle,
         text: text_range,
         eh_frame: eh_frame.as_ptr() as usize..eh_frame.as_ptr() as usize + eh_frame.len(),
-        functions: SymbolTable::new(functions),
-        trampolines: SymbolTable::new(trampolines),
+        functions: SymbolMap::new(functions.clone(), Vec::new()),
+        trampolines: SymbolMap::new(trampolines.clone(), Vec::new()),
         module: module.clone(),
     })
 }
@@ -149,7 +159,7 @@ impl JitRegistration {
     /// The wasm function holding `pc` and `pc`'s offset into it (pass `pc - 1` for a
     /// return address). `None` outside the module's functions, e.g. in a trampoline.
     pub fn function_at(&self, pc: usize) -> Option<(&str, usize)> {
-        self.functions.lookup(pc)
+        self.functions.lookup(pc).map(|h| (h.name, h.offset))
     }
 
     /// Like [`JitRegistration::function_at`], and also names Wasmtime's trampolines
@@ -158,6 +168,7 @@ impl JitRegistration {
         self.functions
             .lookup(pc)
             .or_else(|| self.trampolines.lookup(pc))
+            .map(|h| (h.name, h.offset))
     }
 }
 

@@ -10,6 +10,7 @@
 mod address_map;
 mod epoch;
 mod module;
+mod symbols;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -17,6 +18,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use module::{Module, ModuleDesc, ModuleId, ModuleKind};
+pub use symbols::{Symbol, SymbolHit, SymbolMap};
 
 use crate::Error;
 use crate::eh_frame::FdeEntry;
@@ -81,8 +83,24 @@ impl Registry {
     /// `desc.eh_frame` (and `eh_frame_hdr`) must stay readable at the same address until
     /// this module's deregistration has returned.
     pub unsafe fn register(&self, desc: &ModuleDesc<'_>) -> Result<ModuleHandle, Error> {
+        // SAFETY: forwarded.
+        unsafe { self.register_with_symbols(desc, SymbolMap::default()) }
+    }
+
+    /// Like [`Registry::register`], with the module's symbol map (JIT function names,
+    /// source offsets) published together with it.
+    ///
+    /// # Safety
+    /// As for [`Registry::register`].
+    pub unsafe fn register_with_symbols(
+        &self,
+        desc: &ModuleDesc<'_>,
+        symbols: SymbolMap,
+    ) -> Result<ModuleHandle, Error> {
         let id = ModuleId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let module = Box::into_raw(Box::new(Module::new(id, desc)?));
+        let mut module = Module::new(id, desc)?;
+        module.set_symbols(symbols);
+        let module = Box::into_raw(Box::new(module));
         // SAFETY: just allocated; not yet shared.
         let text = unsafe { (*module).text() };
         let mut w = self.writer.lock();

@@ -5,6 +5,7 @@ use core::ops::Range;
 
 use gimli::{BaseAddresses, EhFrame, UnwindSection};
 
+use super::symbols::SymbolMap;
 use crate::Error;
 use crate::eh_frame::{EhFrameIndex, Fde, FdeEntry, Reader};
 
@@ -52,6 +53,7 @@ pub struct Module {
     lsda: Option<Range<usize>>,
     bases: BaseAddresses,
     index: EhFrameIndex,
+    symbols: SymbolMap,
 }
 
 impl Module {
@@ -88,7 +90,17 @@ impl Module {
             eh_frame_hdr: desc.eh_frame_hdr,
             lsda: desc.lsda.clone(),
             index,
+            symbols: SymbolMap::default(),
         })
+    }
+
+    pub(crate) fn set_symbols(&mut self, symbols: SymbolMap) {
+        self.symbols = symbols;
+    }
+
+    /// The symbol map registered with the module (empty unless one was given).
+    pub fn symbols(&self) -> &SymbolMap {
+        &self.symbols
     }
 
     pub fn id(&self) -> ModuleId {
