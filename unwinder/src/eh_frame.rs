@@ -40,8 +40,16 @@ pub struct FdeEntry {
 #[derive(Debug)]
 pub struct EhFrameIndex {
     fdes: Vec<FdeEntry>,
+    /// For a large index: `pages[p]` is how many FDEs start at or before text offset
+    /// `p << page_shift`, so a lookup binary-searches only the FDEs of one page (a dozen
+    /// probes fewer in a big executable). Empty for small indices.
+    pages: Vec<u32>,
+    page_shift: u32,
     cies: Vec<(u32, Cie)>,
 }
+
+/// Indices with at most this many FDEs are searched without a page table.
+const MIN_PAGED_FDES: usize = 64;
 
 /// Walks the length fields of a zero-terminated `.eh_frame` section starting at `start`
 /// and returns its length in bytes, including the 4-byte zero terminator.
@@ -150,7 +158,7 @@ impl EhFrameIndex {
             return Err(Error::TooLarge);
         }
         raw.sort_unstable_by_key(|r| r.0);
-        let fdes = raw
+        let fdes: Vec<FdeEntry> = raw
             .into_iter()
             .map(|(b, e, offset)| FdeEntry {
                 start: (b - bounds.start) as u32,
@@ -158,13 +166,40 @@ impl EhFrameIndex {
                 offset,
             })
             .collect();
-        Ok((EhFrameIndex { fdes, cies }, bounds))
+        let (pages, page_shift) = page_table(&fdes, bounds.end - bounds.start);
+        Ok((
+            EhFrameIndex {
+                fdes,
+                pages,
+                page_shift,
+                cies,
+            },
+            bounds,
+        ))
     }
 
     /// The FDE whose range holds `text_offset` (a PC minus the module's text start).
     #[inline]
     pub fn find(&self, text_offset: u32) -> Option<&FdeEntry> {
-        let i = self.fdes.partition_point(|e| e.start <= text_offset);
+        let i = match self.pages.len() {
+            0 => self.fdes.partition_point(|e| e.start <= text_offset),
+            n => {
+                // Every FDE before `lo` starts at or before this page, every one from
+                // `hi` on after it.
+                let p = (text_offset >> self.page_shift) as usize;
+                let lo = self.pages[p.min(n - 1)] as usize;
+                let hi = self
+                    .pages
+                    .get(p + 1)
+                    .map_or(self.fdes.len(), |&h| h as usize);
+                lo + self.fdes[lo..hi].partition_point(|e| e.start <= text_offset)
+            }
+        };
+        self.entry_before(i, text_offset)
+    }
+
+    #[inline]
+    fn entry_before(&self, i: usize, text_offset: u32) -> Option<&FdeEntry> {
         let e = self.fdes.get(i.checked_sub(1)?)?;
         (text_offset - e.start < e.len).then_some(e)
     }
@@ -180,10 +215,80 @@ impl EhFrameIndex {
     }
 }
 
+/// The page table of a sorted index over `text_len` bytes: pages sized so that there
+/// are about as many pages as FDEs (at most one `u32` per FDE).
+fn page_table(fdes: &[FdeEntry], text_len: u64) -> (Vec<u32>, u32) {
+    if fdes.len() <= MIN_PAGED_FDES {
+        return (Vec::new(), 0);
+    }
+    let per_fde = (text_len / fdes.len() as u64).max(1);
+    let shift = (u64::BITS - (per_fde - 1).leading_zeros()).max(4);
+    let n_pages = (text_len >> shift) as usize + 1;
+    let mut pages = Vec::with_capacity(n_pages);
+    let mut i = 0;
+    for p in 0..n_pages {
+        let page_start = (p as u64) << shift;
+        while i < fdes.len() && u64::from(fdes[i].start) <= page_start {
+            i += 1;
+        }
+        pages.push(i as u32);
+    }
+    (pages, shift)
+}
+
 fn find_cie(cies: &[(u32, Cie)], offset: usize) -> gimli::Result<Cie> {
     let i = cies.partition_point(|c| (c.0 as usize) < offset);
     match cies.get(i) {
         Some((o, cie)) if *o as usize == offset => Ok(cie.clone()),
         _ => Err(gimli::Error::NotCiePointer(offset as u64)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The paged lookup finds what a linear scan finds, for every offset.
+    #[test]
+    fn paged_find_matches_linear_scan() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |m: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(m)) as u32
+        };
+        for n in [1usize, 10, 64, 65, 100, 1000] {
+            let mut fdes = Vec::new();
+            let mut at = next(64);
+            for _ in 0..n {
+                let len = 1 + next(200);
+                fdes.push(FdeEntry {
+                    start: at,
+                    len,
+                    offset: at,
+                });
+                // Gaps, adjacent and overlapping FDEs.
+                at = (at + len + next(300)).saturating_sub(next(4) * (len / 2));
+            }
+            fdes.sort_unstable_by_key(|e| e.start);
+            let text_len = u64::from(fdes.iter().map(|e| e.start + e.len).max().unwrap());
+            let (pages, page_shift) = page_table(&fdes, text_len);
+            assert_eq!(pages.is_empty(), n <= MIN_PAGED_FDES);
+            let index = EhFrameIndex {
+                fdes: fdes.clone(),
+                pages,
+                page_shift,
+                cies: Vec::new(),
+            };
+            for off in 0..text_len as u32 + 600 {
+                let i = fdes.partition_point(|e| e.start <= off);
+                let want = i
+                    .checked_sub(1)
+                    .map(|i| &fdes[i])
+                    .filter(|e| off - e.start < e.len);
+                assert_eq!(index.find(off), want, "n = {n}, offset {off}");
+            }
+        }
     }
 }

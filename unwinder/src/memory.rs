@@ -54,18 +54,46 @@ impl<'a> LiveMemory<'a> {
     }
 }
 
-impl Memory for LiveMemory<'_> {
+impl LiveMemory<'_> {
+    /// Checks that `len` bytes at `addr` lie inside the bounds, if any.
     #[inline]
-    fn read_u64(&self, addr: u64) -> Result<u64, Error> {
+    fn check(&self, addr: u64, len: u64) -> Result<(), Error> {
         if let Some(bounds) = self.bounds {
-            let end = addr.checked_add(8).ok_or(Error::BadAddress { addr })?;
+            let end = addr.checked_add(len).ok_or(Error::BadAddress { addr })?;
             if !bounds.iter().any(|r| r.start <= addr && end <= r.end) {
                 return Err(Error::BadAddress { addr });
             }
         }
+        Ok(())
+    }
+}
+
+impl Memory for LiveMemory<'_> {
+    #[inline]
+    fn read_u64(&self, addr: u64) -> Result<u64, Error> {
+        self.check(addr, 8)?;
         // SAFETY: either inside the bounds the caller declared readable, or the caller of
         // `unchecked` promised the stack is sane.
         Ok(unsafe { (addr as usize as *const u64).read_unaligned() })
+    }
+
+    /// Reads only the `size` bytes asked for: the last bytes of a bounded range (or of a
+    /// mapping) can be read.
+    #[inline]
+    fn read_sized(&self, addr: u64, size: u8) -> Result<u64, Error> {
+        if !matches!(size, 1 | 2 | 4) {
+            return self.read_u64(addr);
+        }
+        self.check(addr, u64::from(size))?;
+        let p = addr as usize;
+        // SAFETY: as for `read_u64`, for the `size` bytes checked.
+        Ok(unsafe {
+            match size {
+                1 => u64::from((p as *const u8).read()),
+                2 => u64::from((p as *const u16).read_unaligned()),
+                _ => u64::from((p as *const u32).read_unaligned()),
+            }
+        })
     }
 }
 
@@ -89,5 +117,22 @@ impl Memory for SliceMemory<'_> {
             .get(off..off.checked_add(8).ok_or(Error::BadAddress { addr })?)
             .ok_or(Error::BadAddress { addr })?;
         Ok(u64::from_le_bytes(word.try_into().expect("8 bytes")))
+    }
+
+    /// Reads only the `size` bytes asked for: the last bytes of the snapshot can be read.
+    #[inline]
+    fn read_sized(&self, addr: u64, size: u8) -> Result<u64, Error> {
+        if !matches!(size, 1 | 2 | 4) {
+            return self.read_u64(addr);
+        }
+        let bad = Error::BadAddress { addr };
+        let off = usize::try_from(addr.checked_sub(self.base).ok_or(bad)?).map_err(|_| bad)?;
+        let bytes = self
+            .bytes
+            .get(off..off.checked_add(usize::from(size)).ok_or(bad)?)
+            .ok_or(bad)?;
+        let mut word = [0u8; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        Ok(u64::from_le_bytes(word))
     }
 }

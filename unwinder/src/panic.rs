@@ -271,6 +271,9 @@ pub unsafe extern "C" fn rust_personality(
     }
 }
 
+/// Writes a name and location for a PC, for [`write_backtrace`].
+pub type SymbolizeFn<'a> = &'a dyn Fn(usize, &mut dyn fmt::Write) -> fmt::Result;
+
 /// How many bytes from an LSDA's start the personality may read.
 const LSDA_WINDOW: usize = 4096;
 
@@ -285,7 +288,7 @@ const LSDA_WINDOW: usize = 4096;
 pub unsafe fn write_backtrace(
     w: &mut dyn fmt::Write,
     cache: Option<&mut UnwindCache>,
-    symbolize: Option<&dyn Fn(usize, &mut dyn fmt::Write) -> fmt::Result>,
+    symbolize: Option<SymbolizeFn<'_>>,
 ) -> fmt::Result {
     let mut pcs = [0usize; 64];
     // SAFETY: forwarded.

@@ -200,18 +200,21 @@ fn child_double_panic() {
     }
     clew_unwind::install();
     panic::set_unwinding_failed_hook(hook);
-    static mut EXC: Exception<u32> = Exception::new(9);
+    // One exception for the task, as a kernel keeps one per task.
+    static EXC: std::sync::atomic::AtomicPtr<Exception<u32>> =
+        std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+    EXC.store(Box::into_raw(Box::new(Exception::new(9))), Ordering::SeqCst);
     struct PanicsInDrop;
     impl Drop for PanicsInDrop {
         fn drop(&mut self) {
             // SAFETY: the same in-flight exception raised again: a panic while panicking.
-            unsafe { panic::begin_panic(&mut *(&raw mut EXC)) }
+            unsafe { panic::begin_panic(&mut *EXC.load(Ordering::SeqCst)) }
         }
     }
     let _ = panic::catch_unwind(|| {
         let _p = PanicsInDrop;
-        // SAFETY: a static exception.
-        unsafe { panic::begin_panic(&mut *(&raw mut EXC)) }
+        // SAFETY: a leaked, live exception.
+        unsafe { panic::begin_panic(&mut *EXC.load(Ordering::SeqCst)) }
     });
     println!("NOT REACHED");
 }

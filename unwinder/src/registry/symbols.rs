@@ -108,7 +108,11 @@ mod tests {
                 (0x260, None),
             ],
         );
-        assert_eq!(map.lookup(0x100).unwrap().name, "a_alias".min("a"));
+        assert_eq!(
+            map.lookup(0x100).unwrap().name,
+            "a",
+            "the lowest name of merged symbols"
+        );
         assert_eq!(map.lookup(0x17f).unwrap().offset, 0x7f);
         assert!(map.lookup(0x180).is_none());
         assert_eq!(map.lookup(0x2ff).unwrap().name, "b");
