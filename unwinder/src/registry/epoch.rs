@@ -68,16 +68,26 @@ impl Epoch {
     }
 
     /// Waits until every reader that pinned before this call has unpinned. Writers call
-    /// it (serialized by the registry's writer lock) after unlinking and before freeing.
+    /// it after unlinking and before freeing, without holding the writer lock: several
+    /// writers may wait at once, each advance is a compare-and-swap, and any writer's
+    /// advance counts for all of them.
     pub(crate) fn synchronize(&self) {
-        for _ in 0..2 {
+        // Two advances after the unlink: readers pinned before it have then all left.
+        let target = self.epoch.load(SeqCst) + 2;
+        loop {
             let e = self.epoch.load(SeqCst);
-            while self.readers((e + 1) & 1) != 0 {
-                core::hint::spin_loop();
-                #[cfg(feature = "std")]
-                std::thread::yield_now();
+            if e >= target {
+                return;
             }
-            self.epoch.store(e + 1, SeqCst);
+            // Advancing from `e` needs the readers of the older parity (pinned at `e - 1`)
+            // gone; readers pinned at `e` wait for the next advance.
+            if self.readers((e + 1) & 1) == 0 {
+                let _ = self.epoch.compare_exchange(e, e + 1, SeqCst, SeqCst);
+                continue;
+            }
+            core::hint::spin_loop();
+            #[cfg(feature = "std")]
+            std::thread::yield_now();
         }
     }
 }

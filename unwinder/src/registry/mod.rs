@@ -113,10 +113,10 @@ impl Registry {
         }
         w.modules.insert(id, module);
         w.by_eh_frame.insert(desc.eh_frame.as_ptr() as usize, id);
+        drop(w);
         if !unlinked.is_empty() {
             self.epoch.synchronize();
         }
-        drop(w);
         drop(unlinked);
         Ok(ModuleHandle(id))
     }
@@ -136,8 +136,8 @@ impl Registry {
         self.map
             .remove(m.text().start, m.text().end, module, &mut unlinked);
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.epoch.synchronize();
         drop(w);
+        self.epoch.synchronize();
         drop(unlinked);
         // SAFETY: unlinked and past a grace period: no reader holds it.
         drop(unsafe { Box::from_raw(module) });
