@@ -71,13 +71,5 @@ pub unsafe fn backtrace_unchecked(buf: &mut [usize], cache: Option<&mut UnwindCa
     let mut it = unwinder.frames(regs, false, &mem, cache);
     // The first frame is this function itself.
     let _ = it.next();
-    let mut n = 0;
-    for frame in it {
-        let (Ok(frame), Some(slot)) = (frame, buf.get_mut(n)) else {
-            break;
-        };
-        *slot = frame.pc as usize;
-        n += 1;
-    }
-    n
+    it.collect_pcs(buf)
 }

@@ -161,14 +161,7 @@ impl<'r, A: Arch> Unwinder<'r, A> {
         cache: Option<&mut UnwindCache>,
         buf: &mut [usize],
     ) -> usize {
-        let mut n = 0;
-        for frame in self.frames(regs, exact_pc, mem, cache) {
-            let Ok(frame) = frame else { break };
-            let Some(slot) = buf.get_mut(n) else { break };
-            *slot = frame.pc as usize;
-            n += 1;
-        }
-        n
+        self.frames(regs, exact_pc, mem, cache).collect_pcs(buf)
     }
 }
 
@@ -226,6 +219,72 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
     /// The registers of the frame the next call to `next` yields.
     pub fn registers(&self) -> &A::Regs {
         &self.regs
+    }
+
+    /// Writes the PCs of the remaining frames into `buf` and returns how many. Stops at
+    /// the end of the stack, an error, or a full buffer. Frames whose compact rule is in
+    /// the cache take a short path that builds no [`Frame`]: the warm backtrace.
+    pub fn collect_pcs(mut self, buf: &mut [usize]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            let pc = match self.fast_step() {
+                Some(pc) => pc,
+                None => match self.next() {
+                    Some(Ok(frame)) => frame.pc,
+                    _ => break,
+                },
+            };
+            buf[n] = pc as usize;
+            n += 1;
+        }
+        n
+    }
+
+    /// One frame through a cached compact rule, when that is all it takes: returns the
+    /// frame's PC, with the walk advanced exactly as `next` would. `None` (nothing
+    /// changed) when the frame needs the general path.
+    #[inline]
+    fn fast_step(&mut self) -> Option<u64> {
+        if !matches!(self.state, State::Walking)
+            || self.exact_pc
+            || self.depth >= self.unwinder.max_depth
+        {
+            return None;
+        }
+        let (pc, sp) = (self.regs.pc(), self.regs.sp());
+        let rule = *self.cache.as_ref()?.get(pc.checked_sub(1)? as usize)?.1;
+        if rule.flags & (CompactRule::SIGNAL | CompactRule::RA_UNDEFINED) != 0 {
+            return None;
+        }
+        let cfa = self
+            .regs
+            .get(rule.cfa_reg)?
+            .wrapping_add(rule.cfa_off as i64 as u64);
+        if cfa < sp || self.last_cfa.is_some_and(|last| cfa <= last) {
+            return None;
+        }
+        // Every read before any write: a failed read leaves the walk untouched for `next`.
+        let ra = self
+            .mem
+            .read_u64(cfa.wrapping_add(rule.ra_off as i64 as u64))
+            .ok()?;
+        let saved = &rule.saved[..rule.n_saved as usize];
+        let mut values = [0u64; crate::rules::MAX_SAVED];
+        for (v, &(_, off)) in values.iter_mut().zip(saved) {
+            *v = self
+                .mem
+                .read_u64(cfa.wrapping_add(off as i64 as u64))
+                .ok()?;
+        }
+        self.regs.set_sp(cfa);
+        for (&v, &(reg, _)) in values.iter().zip(saved) {
+            self.regs.set(reg, v);
+        }
+        self.regs.set_pc(ra);
+        self.depth += 1;
+        self.last_cfa = Some(cfa);
+        self.fde_info = None;
+        Some(pc)
     }
 
     /// The FDE details of the frame `next` yielded last, when its rule came from an FDE

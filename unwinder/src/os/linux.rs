@@ -267,15 +267,7 @@ pub fn backtrace(buf: &mut [usize]) -> usize {
         let mut it = unwinder.frames(regs, false, &mem, cache);
         // The first frame is this function itself.
         let _ = it.next();
-        let mut n = 0;
-        for frame in it {
-            let (Ok(frame), Some(slot)) = (frame, buf.get_mut(n)) else {
-                break;
-            };
-            *slot = frame.pc as usize;
-            n += 1;
-        }
-        n
+        it.collect_pcs(buf)
     };
     let cached = CACHE.try_with(|c| {
         let mut c = c.try_borrow_mut().ok()?;
