@@ -19,7 +19,7 @@ use core::ffi::{c_int, c_void};
 
 use crate::arch::x86_64::Regs;
 use crate::unwind::FdeInfo;
-use crate::{LiveMemory, ModuleProvider, Native, Registers, UnwindCache, Unwinder};
+use crate::{FrameKind, LiveMemory, ModuleProvider, Native, Registers, UnwindCache, Unwinder};
 
 /// `_Unwind_Reason_Code`.
 pub type ReasonCode = c_int;
@@ -77,7 +77,9 @@ pub type TraceFn = unsafe extern "C" fn(*mut UnwindContext, *mut c_void) -> Reas
 pub struct UnwindContext {
     /// The frame's registers (the PC is its return address unless `exact_pc`).
     pub regs: Regs,
-    /// The frame's CFA (`_Unwind_GetCFA`).
+    /// The frame's own CFA, which identifies the handler frame between the phases.
+    /// (`_Unwind_GetCFA` returns libgcc's value instead: the callee's CFA, which is the
+    /// frame's stack pointer, `regs.sp()`.)
     pub cfa: u64,
     /// The PC is exact, not a return address (`_Unwind_GetIPInfo`'s `ip_before_insn`).
     pub exact_pc: bool,
@@ -121,6 +123,101 @@ pub fn find_fde(pc: usize) -> Option<FdeInfo> {
     unwinder().fde_info(pc, &mem)
 }
 
+/// `_Unwind_Find_FDE`: the address of the FDE covering `pc` and its function's start.
+/// For a registered module both come from the registry's index, without parsing the FDE.
+pub fn find_fde_address(pc: usize) -> Option<(u64, u64)> {
+    {
+        let guard = crate::global().pin();
+        if let Some((module, entry)) = guard.find_fde(pc) {
+            let fde = module.eh_frame().as_ptr() as u64 + u64::from(entry.offset);
+            let start = module.text().start as u64 + u64::from(entry.start);
+            return Some((fde, start));
+        }
+    }
+    find_fde(pc).map(|f| (f.fde_address, f.func_start))
+}
+
+const INFO_BITS: u32 = 8;
+const INFO_SIZE: usize = 1 << INFO_BITS;
+
+/// What a thread keeps between walks so that raising an exception does not parse the
+/// FDEs and evaluate the CFI of frames it has walked before: the compiled rules
+/// ([`UnwindCache`], shared with `_Unwind_Backtrace`) and, for the personality calls,
+/// the FDE details (personality, LSDA, region start) of registered modules' frames by
+/// lookup PC. Like the rules, the details are forgotten when the registry's generation
+/// moves.
+pub struct WalkCache {
+    pub rules: UnwindCache,
+    infos: InfoCache,
+}
+
+/// A direct-mapped cache of [`FdeInfo`] keyed by lookup PC (0: empty).
+struct InfoCache {
+    generation: u64,
+    entries: [(u64, FdeInfo); INFO_SIZE],
+}
+
+impl Default for WalkCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WalkCache {
+    pub const fn new() -> Self {
+        const EMPTY: (u64, FdeInfo) = (
+            0,
+            FdeInfo {
+                func_start: 0,
+                func_end: 0,
+                personality: None,
+                lsda: None,
+                fde_address: 0,
+            },
+        );
+        WalkCache {
+            rules: UnwindCache::new(),
+            infos: InfoCache {
+                generation: 0,
+                entries: [EMPTY; INFO_SIZE],
+            },
+        }
+    }
+}
+
+impl InfoCache {
+    #[inline]
+    fn slot(pc: u64) -> usize {
+        (pc.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (u64::BITS - INFO_BITS)) as usize
+    }
+
+    fn validate(&mut self, generation: u64) {
+        if self.generation != generation {
+            self.entries.iter_mut().for_each(|e| e.0 = 0);
+            self.generation = generation;
+        }
+    }
+
+    /// The FDE details of the frame at lookup PC `pc`: cached, else looked up and cached
+    /// (its rule came from the rule cache, so the walk did not read its FDE).
+    fn get(&mut self, unwinder: &Unwinder<'static, Native>, pc: u64) -> Option<FdeInfo> {
+        let e = &self.entries[Self::slot(pc)];
+        if e.0 == pc && pc != 0 {
+            return Some(e.1);
+        }
+        // SAFETY: as in `find_fde`.
+        let mem = unsafe { LiveMemory::unchecked() };
+        let info = unwinder.fde_info(pc as usize, &mem)?;
+        self.insert(pc, info);
+        Some(info)
+    }
+
+    #[inline]
+    fn insert(&mut self, pc: u64, info: FdeInfo) {
+        self.entries[Self::slot(pc)] = (pc, info);
+    }
+}
+
 /// What to do with each frame of a walk.
 enum Visit {
     Continue,
@@ -128,42 +225,90 @@ enum Visit {
     Install,
 }
 
+/// What a walk shows its visitor.
+enum Event<'a> {
+    /// A frame, to be visited.
+    Frame(&'a mut UnwindContext),
+    /// The end of the stack. The context still holds the last frame's CFA (0 if there
+    /// was none, or it had no CFI) and the registers its unwinding produced.
+    End(&'a mut UnwindContext),
+}
+
+/// The caches a walk uses: none, the rules only (`_Unwind_Backtrace`), or the rules and
+/// the FDE details (raising an exception: the personality needs them at every frame).
+enum Caches<'c> {
+    None,
+    Rules(&'c mut UnwindCache),
+    All(&'c mut WalkCache),
+}
+
 /// Walks from `regs` (a context captured in the frame of an entry point, which is
 /// skipped: the walk starts at its caller), calling `visit` with each frame's context,
-/// then with `None` at the end of the stack. Returns the registers to install when a
-/// visit says so, else the code a visit stopped with.
+/// then at the end of the stack. Returns the registers to install when a visit says so,
+/// else the code a visit stopped with. One context serves every frame (no copy of it
+/// per frame).
 fn walk(
     regs: Regs,
-    cache: Option<&mut UnwindCache>,
-    mut visit: impl FnMut(Option<&mut UnwindContext>) -> Visit,
+    caches: Caches<'_>,
+    mut visit: impl FnMut(Event<'_>) -> Visit,
 ) -> Result<Regs, ReasonCode> {
     // SAFETY: a thread raising an exception trusts its own stack, as libgcc does.
     let mem = unsafe { LiveMemory::unchecked() };
     let unwinder = unwinder();
-    let mut frames = unwinder.frames(regs, false, &mem, cache);
+    let (rules, mut infos) = match caches {
+        Caches::None => (None, None),
+        Caches::Rules(r) => (Some(r), None),
+        Caches::All(c) => {
+            c.infos.validate(crate::global().generation());
+            (Some(&mut c.rules), Some(&mut c.infos))
+        }
+    };
+    let mut frames = unwinder.frames(regs, false, &mem, rules);
     // The entry point's own frame.
     match frames.next() {
         Some(Ok(f)) if f.cfa.is_some() => {}
         _ => return Err(URC_FATAL_PHASE1_ERROR),
     }
+    let mut ctx = UnwindContext {
+        regs,
+        cfa: 0,
+        exact_pc: false,
+        info: None,
+    };
     loop {
-        let regs = *frames.registers();
-        let mut ctx = match frames.next() {
-            Some(Ok(frame)) => UnwindContext {
-                regs,
-                cfa: frame.cfa.unwrap_or(0),
-                exact_pc: frame.exact_pc,
-                info: frames.fde_info().copied(),
-            },
+        ctx.regs = *frames.registers();
+        match frames.next() {
+            Some(Ok(frame)) => {
+                ctx.cfa = frame.cfa.unwrap_or(0);
+                ctx.exact_pc = frame.exact_pc;
+                ctx.info = frames.fde_info().copied();
+                // Only registered modules' details are kept: the registry's generation
+                // says when they go stale, while an object found by the provider may be
+                // `dlclose`d behind the cache's back.
+                match (infos.as_deref_mut(), frame.kind, ctx.info) {
+                    (Some(c), FrameKind::Module(_), Some(info)) => {
+                        c.insert(frame.lookup_pc(), info);
+                    }
+                    (Some(c), FrameKind::Module(_), None) => {
+                        ctx.info = c.get(&unwinder, frame.lookup_pc());
+                    }
+                    (Some(_), FrameKind::Provided, None) => {
+                        // SAFETY: as in `find_fde`.
+                        let mem = unsafe { LiveMemory::unchecked() };
+                        ctx.info = unwinder.fde_info(frame.lookup_pc() as usize, &mem);
+                    }
+                    _ => {}
+                }
+            }
             Some(Err(_)) => return Err(URC_FATAL_PHASE2_ERROR),
             None => {
-                return match visit(None) {
+                return match visit(Event::End(&mut ctx)) {
                     Visit::Stop(code) => Err(code),
                     _ => Err(URC_END_OF_STACK),
                 };
             }
-        };
-        match visit(Some(&mut ctx)) {
+        }
+        match visit(Event::Frame(&mut ctx)) {
             Visit::Continue => {}
             Visit::Stop(code) => return Err(code),
             Visit::Install => return Ok(ctx.regs),
@@ -175,12 +320,12 @@ fn walk(
 ///
 /// # Safety
 /// `exc` must be a valid exception object; `regs` captured in the caller's frame.
-unsafe fn search(regs: Regs, exc: *mut UnwindException) -> ReasonCode {
+unsafe fn search(regs: Regs, exc: *mut UnwindException, caches: Caches<'_>) -> ReasonCode {
     // SAFETY: the caller passes a valid exception object.
     let class = unsafe { (*exc).exception_class };
     let mut found = None;
-    let r = walk(regs, None, |ctx| {
-        let Some(ctx) = ctx else {
+    let r = walk(regs, caches, |event| {
+        let Event::Frame(ctx) = event else {
             return Visit::Stop(URC_END_OF_STACK);
         };
         let Some(personality) = ctx.info.and_then(|i| i.personality) else {
@@ -217,18 +362,25 @@ unsafe fn search(regs: Regs, exc: *mut UnwindException) -> ReasonCode {
 ///
 /// # Safety
 /// As for [`search`].
-unsafe fn cleanup(regs: Regs, exc: *mut UnwindException) -> Result<Regs, ReasonCode> {
+unsafe fn cleanup(
+    regs: Regs,
+    exc: *mut UnwindException,
+    caches: Caches<'_>,
+) -> Result<Regs, ReasonCode> {
     // SAFETY: the caller passes a valid exception object.
     let (class, private_1, private_2) =
         unsafe { ((*exc).exception_class, (*exc).private_1, (*exc).private_2) };
     let forced = private_1 != 0;
-    walk(regs, None, |mut ctx| {
+    // A stop function may leave the walk by longjmp (glibc's thread cancellation does):
+    // a forced unwind borrows no cache.
+    let caches = if forced { Caches::None } else { caches };
+    walk(regs, caches, |mut event| {
         if forced {
             // SAFETY: `_Unwind_ForcedUnwind` stored the stop function in `private_1`.
             let stop: StopFn = unsafe { core::mem::transmute(private_1 as usize) };
-            let (actions, ctx_ptr) = match ctx {
-                Some(ref mut c) => (UA_FORCE_UNWIND | UA_CLEANUP_PHASE, &raw mut **c),
-                None => (
+            let (actions, ctx_ptr) = match &mut event {
+                Event::Frame(c) => (UA_FORCE_UNWIND | UA_CLEANUP_PHASE, &raw mut **c),
+                Event::End(_) => (
                     UA_FORCE_UNWIND | UA_CLEANUP_PHASE | UA_END_OF_STACK,
                     core::ptr::null_mut(),
                 ),
@@ -238,11 +390,13 @@ unsafe fn cleanup(regs: Regs, exc: *mut UnwindException) -> Result<Regs, ReasonC
                 URC_NO_REASON => {}
                 // clew's extension: a stop function may set up the context (SetIP/SetGR)
                 // and have it installed, which is how `panic::catch_unwind` catches.
-                URC_INSTALL_CONTEXT if ctx.is_some() => return Visit::Install,
+                URC_INSTALL_CONTEXT if matches!(event, Event::Frame(_)) => {
+                    return Visit::Install;
+                }
                 _ => return Visit::Stop(URC_FATAL_PHASE2_ERROR),
             }
         }
-        let Some(ctx) = ctx else {
+        let Event::Frame(ctx) = event else {
             return Visit::Stop(URC_END_OF_STACK);
         };
         let handler = !forced && ctx.cfa == private_2;
@@ -271,6 +425,50 @@ unsafe fn cleanup(regs: Regs, exc: *mut UnwindException) -> Result<Regs, ReasonC
     })
 }
 
+fn caches(cache: Option<&mut WalkCache>) -> Caches<'_> {
+    match cache {
+        Some(c) => Caches::All(c),
+        None => Caches::None,
+    }
+}
+
+/// `_Unwind_RaiseException` up to its landing pad: phases 1 and 2, returning the
+/// registers to enter the landing pad with (`Regs::restore`), or the failure code.
+/// `regs` must be captured in the calling entry point's frame. With `cache` (the
+/// thread's), frames walked before cost a cache lookup instead of an FDE parse and a CFI
+/// evaluation; it is not used once this returns, so the caller may release it before
+/// entering the landing pad.
+///
+/// # Safety
+/// `exc` must be a valid exception object that outlives the unwind.
+pub unsafe fn raise_exception_target(
+    regs: Regs,
+    exc: *mut UnwindException,
+    mut cache: Option<&mut WalkCache>,
+) -> Result<Regs, ReasonCode> {
+    // SAFETY: forwarded.
+    match unsafe { search(regs, exc, caches(cache.as_deref_mut())) } {
+        URC_HANDLER_FOUND => {}
+        code => return Err(code),
+    }
+    // SAFETY: forwarded.
+    unsafe { cleanup(regs, exc, caches(cache)) }
+}
+
+/// `_Unwind_Resume` up to the next landing pad, as [`raise_exception_target`]. A forced
+/// unwind does not use `cache`.
+///
+/// # Safety
+/// As for [`raise_exception_target`].
+pub unsafe fn resume_target(
+    regs: Regs,
+    exc: *mut UnwindException,
+    cache: Option<&mut WalkCache>,
+) -> Result<Regs, ReasonCode> {
+    // SAFETY: forwarded.
+    unsafe { cleanup(regs, exc, caches(cache)) }
+}
+
 /// `_Unwind_RaiseException`: `regs` must be captured in the calling entry point's frame.
 /// Returns only on failure (`END_OF_STACK`: no handler; `FATAL_PHASE1_ERROR`).
 ///
@@ -278,12 +476,7 @@ unsafe fn cleanup(regs: Regs, exc: *mut UnwindException) -> Result<Regs, ReasonC
 /// `exc` must be a valid exception object that outlives the unwind.
 pub unsafe fn raise_exception(regs: Regs, exc: *mut UnwindException) -> ReasonCode {
     // SAFETY: forwarded.
-    match unsafe { search(regs, exc) } {
-        URC_HANDLER_FOUND => {}
-        code => return code,
-    }
-    // SAFETY: forwarded.
-    match unsafe { cleanup(regs, exc) } {
+    match unsafe { raise_exception_target(regs, exc, None) } {
         // SAFETY: the personality set up a landing pad in a live frame of this thread.
         Ok(target) => unsafe { target.restore() },
         Err(code) => code,
@@ -297,7 +490,7 @@ pub unsafe fn raise_exception(regs: Regs, exc: *mut UnwindException) -> ReasonCo
 /// As for [`raise_exception`].
 pub unsafe fn resume(regs: Regs, exc: *mut UnwindException) -> ReasonCode {
     // SAFETY: forwarded.
-    match unsafe { cleanup(regs, exc) } {
+    match unsafe { resume_target(regs, exc, None) } {
         // SAFETY: as in `raise_exception`.
         Ok(target) => unsafe { target.restore() },
         Err(code) => code,
@@ -326,7 +519,7 @@ pub unsafe fn forced_unwind(
 
 /// `_Unwind_Backtrace`: calls `trace` for every frame from the entry point's caller on.
 /// Like libgcc, reports the outermost frame's undefined return address as a last frame
-/// with IP 0.
+/// with IP 0 (and the registers the unwinding of the frame before produced).
 ///
 /// # Safety
 /// `trace` must be a valid callback for `arg`.
@@ -336,26 +529,28 @@ pub unsafe fn backtrace(
     trace: TraceFn,
     arg: *mut c_void,
 ) -> ReasonCode {
-    let mut last: Option<UnwindContext> = None;
-    let r = walk(regs, cache, |ctx| match ctx {
-        Some(ctx) => {
-            last = Some(ctx.clone());
+    let caches = match cache {
+        Some(c) => Caches::Rules(c),
+        None => Caches::None,
+    };
+    let r = walk(regs, caches, |event| match event {
+        Event::Frame(ctx) => {
             // SAFETY: the caller's callback, with a live context.
             match unsafe { trace(ctx, arg) } {
                 URC_NO_REASON => Visit::Continue,
                 _ => Visit::Stop(URC_FATAL_PHASE1_ERROR),
             }
         }
-        None => {
+        Event::End(last) => {
             // The walk ended after a frame that was unwound (its return address was
             // undefined or 0), not at a frame without unwind information: libgcc reports
             // one more frame with IP 0 then.
-            if let Some(mut l) = last.take().filter(|l| l.cfa != 0) {
-                l.regs.set_pc(0);
-                l.info = None;
-                l.exact_pc = false;
+            if last.cfa != 0 {
+                last.regs.set_pc(0);
+                last.info = None;
+                last.exact_pc = false;
                 // SAFETY: as above.
-                if unsafe { trace(&mut l, arg) } != URC_NO_REASON {
+                if unsafe { trace(last, arg) } != URC_NO_REASON {
                     return Visit::Stop(URC_FATAL_PHASE1_ERROR);
                 }
             }

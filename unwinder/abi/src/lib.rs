@@ -18,8 +18,10 @@ use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use clew_unwinder::arch::x86_64::Regs;
-use clew_unwinder::itanium::{self, ReasonCode, StopFn, TraceFn, UnwindContext, UnwindException};
-use clew_unwinder::{Registers, UnwindCache, compat, global, os::linux, panic};
+use clew_unwinder::itanium::{
+    self, ReasonCode, StopFn, TraceFn, UnwindContext, UnwindException, WalkCache,
+};
+use clew_unwinder::{Registers, compat, global, os::linux, panic};
 use std::cell::RefCell;
 
 /// Makes sure the running program's loaded objects are registered. Calling it also makes
@@ -59,7 +61,31 @@ pub unsafe extern "C" fn _Unwind_RaiseException(exc: *mut UnwindException) -> Re
     RAISED.fetch_add(1, Ordering::Relaxed);
     install();
     // SAFETY: forwarded ABI contract.
-    unsafe { itanium::raise_exception(regs, exc) }
+    let target = with_cache(|cache| unsafe { itanium::raise_exception_target(regs, exc, cache) });
+    // SAFETY: the personality set up a landing pad in a live frame of this thread; the
+    // cache is released.
+    target.map_or_else(|code| code, |t| unsafe { t.restore() })
+}
+
+/// Runs `f` with this thread's walk cache (compiled rules and FDE details), or without one
+/// when it is in use (a trace callback or a signal handler walking during a walk) or gone
+/// (thread exit). `f` must return before a landing pad is entered: the cache stays
+/// borrowed until then.
+fn with_cache<R>(f: impl FnOnce(Option<&mut WalkCache>) -> R) -> R {
+    std::thread_local! {
+        static CACHE: RefCell<Option<Box<WalkCache>>> = const { RefCell::new(None) };
+    }
+    let mut f = Some(f);
+    let cached = CACHE.try_with(|c| {
+        let mut c = c.try_borrow_mut().ok()?;
+        let cache = c.get_or_insert_with(|| Box::new(WalkCache::new()));
+        Some((f.take()?)(Some(cache)))
+    });
+    match (cached, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(None),
+        (_, None) => unreachable!("the walk ran"),
+    }
 }
 
 /// # Safety
@@ -68,7 +94,7 @@ pub unsafe extern "C" fn _Unwind_RaiseException(exc: *mut UnwindException) -> Re
 pub unsafe extern "C" fn _Unwind_Resume(exc: *mut UnwindException) -> ! {
     let regs = Regs::capture();
     // SAFETY: forwarded ABI contract.
-    let code = unsafe { itanium::resume(regs, exc) };
+    let code = unsafe { resume(regs, exc) };
     // SAFETY: a valid exception object.
     if unsafe { (*exc).exception_class } == panic::EXCEPTION_CLASS {
         panic::unwinding_failed(panic::UnwindFailure::Fatal(code), exc);
@@ -84,11 +110,31 @@ pub unsafe extern "C" fn _Unwind_Resume_or_Rethrow(exc: *mut UnwindException) ->
     // SAFETY: forwarded ABI contract.
     unsafe {
         if (*exc).private_1 == 0 {
-            itanium::raise_exception(regs, exc)
+            let target = with_cache(|cache| itanium::raise_exception_target(regs, exc, cache));
+            target.map_or_else(|code| code, |t| t.restore())
         } else {
-            itanium::resume(regs, exc)
+            resume(regs, exc)
         }
     }
+}
+
+/// Phase 2 from `regs` to the next landing pad, which it enters; returns only on failure.
+/// A forced unwind walks uncached: its stop function may longjmp out of the walk.
+///
+/// # Safety
+/// As for `_Unwind_Resume`; `regs` captured in the entry point's frame.
+unsafe fn resume(regs: Regs, exc: *mut UnwindException) -> ReasonCode {
+    // SAFETY: a valid exception object.
+    let target = if unsafe { (*exc).private_1 } == 0 {
+        // SAFETY: forwarded.
+        with_cache(|cache| unsafe { itanium::resume_target(regs, exc, cache) })
+    } else {
+        // SAFETY: forwarded.
+        unsafe { itanium::resume_target(regs, exc, None) }
+    };
+    // SAFETY: a landing pad a personality (or stop function) set up in a live frame of
+    // this thread; the cache is released.
+    target.map_or_else(|code| code, |t| unsafe { t.restore() })
 }
 
 /// # Safety
@@ -123,22 +169,10 @@ pub unsafe extern "C" fn _Unwind_DeleteException(exc: *mut UnwindException) {
 pub unsafe extern "C" fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> ReasonCode {
     let regs = Regs::capture();
     install();
-    std::thread_local! {
-        static CACHE: RefCell<Option<Box<UnwindCache>>> = const { RefCell::new(None) };
-    }
-    // A per-thread rule cache makes repeated backtraces cheap; a trace callback that
+    // The per-thread rule cache makes repeated backtraces cheap; a trace callback that
     // itself takes a backtrace (or a signal handler interrupting one) walks uncached.
-    let cached = CACHE.try_with(|c| {
-        let mut c = c.try_borrow_mut().ok()?;
-        let cache = c.get_or_insert_with(|| Box::new(UnwindCache::new()));
-        // SAFETY: forwarded ABI contract.
-        Some(unsafe { itanium::backtrace(regs, Some(cache), trace, arg) })
-    });
-    match cached {
-        Ok(Some(code)) => code,
-        // SAFETY: forwarded ABI contract.
-        _ => unsafe { itanium::backtrace(regs, None, trace, arg) },
-    }
+    // SAFETY: forwarded ABI contract.
+    with_cache(|c| unsafe { itanium::backtrace(regs, c.map(|c| &mut c.rules), trace, arg) })
 }
 
 /// # Safety
@@ -191,8 +225,10 @@ pub unsafe extern "C" fn _Unwind_SetIP(ctx: *mut UnwindContext, ip: usize) {
 /// As for [`_Unwind_GetGR`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_GetCFA(ctx: *mut UnwindContext) -> usize {
+    // libgcc's value: the CFA of the frame's callee, i.e. the frame's stack pointer at
+    // the call (glibc's thread cancellation compares it with a `setjmp` stack pointer).
     // SAFETY: a live context.
-    unsafe { (*ctx).cfa as usize }
+    unsafe { (*ctx).regs.sp() as usize }
 }
 
 /// # Safety
@@ -248,17 +284,17 @@ pub unsafe extern "C" fn _Unwind_Find_FDE(
     bases: *mut DwarfEhBases,
 ) -> *const c_void {
     install();
-    match itanium::find_fde(pc as usize) {
-        Some(f) => {
+    match itanium::find_fde_address(pc as usize) {
+        Some((fde, func)) => {
             // SAFETY: the caller's output struct.
             unsafe {
                 *bases = DwarfEhBases {
                     tbase: core::ptr::null_mut(),
                     dbase: core::ptr::null_mut(),
-                    func: f.func_start as *mut c_void,
+                    func: func as *mut c_void,
                 };
             }
-            f.fde_address as *const c_void
+            fde as *const c_void
         }
         None => core::ptr::null(),
     }
