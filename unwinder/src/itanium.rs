@@ -73,8 +73,15 @@ pub type StopFn = unsafe extern "C" fn(
 pub type TraceFn = unsafe extern "C" fn(*mut UnwindContext, *mut c_void) -> ReasonCode;
 
 /// `struct _Unwind_Context`: one frame as personalities and trace callbacks see it.
+///
+/// It starts with a tag ([`UnwindContext::is_clews`]), so that the ABI accessors can
+/// tell clew's contexts from another unwinder's: with clew preloaded, glibc still cancels
+/// threads through its private handle on libgcc_s, whose contexts then reach the
+/// personality and, through it, clew's accessors.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct UnwindContext {
+    tag: u64,
     /// The frame's registers (the PC is its return address unless `exact_pc`).
     pub regs: Regs,
     /// The frame's own CFA, which identifies the handler frame between the phases.
@@ -87,7 +94,30 @@ pub struct UnwindContext {
     pub info: Option<FdeInfo>,
 }
 
+/// "CLEWCTX" + 1: the first word of every clew context.
+const CONTEXT_TAG: u64 = u64::from_be_bytes(*b"CLEWCTX\x01");
+
 impl UnwindContext {
+    /// A context for the frame with these registers.
+    pub fn new(regs: Regs, cfa: u64, exact_pc: bool, info: Option<FdeInfo>) -> Self {
+        UnwindContext {
+            tag: CONTEXT_TAG,
+            regs,
+            cfa,
+            exact_pc,
+            info,
+        }
+    }
+
+    /// Whether `ctx` points to a context clew made (and not, say, libgcc's).
+    ///
+    /// # Safety
+    /// `ctx` must point to at least 8 readable bytes (any unwinder's context does).
+    pub unsafe fn is_clews(ctx: *const UnwindContext) -> bool {
+        // SAFETY: the caller promises a readable first word.
+        !ctx.is_null() && unsafe { ctx.cast::<u64>().read() } == CONTEXT_TAG
+    }
+
     /// `_Unwind_GetLanguageSpecificData`.
     pub fn lsda(&self) -> u64 {
         self.info.and_then(|i| i.lsda).unwrap_or(0)
@@ -269,12 +299,7 @@ fn walk(
         Some(Ok(f)) if f.cfa.is_some() => {}
         _ => return Err(URC_FATAL_PHASE1_ERROR),
     }
-    let mut ctx = UnwindContext {
-        regs,
-        cfa: 0,
-        exact_pc: false,
-        info: None,
-    };
+    let mut ctx = UnwindContext::new(regs, 0, false, None);
     loop {
         ctx.regs = *frames.registers();
         match frames.next() {

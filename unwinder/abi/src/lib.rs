@@ -15,7 +15,7 @@
 //! constructor) and again on first use.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use clew_unwinder::arch::x86_64::Regs;
 use clew_unwinder::itanium::{
@@ -38,6 +38,114 @@ extern "C" fn init() {
 #[used]
 #[unsafe(link_section = ".init_array")]
 static INIT: extern "C" fn() = init;
+
+/// Contexts and exceptions of another unwinder.
+///
+/// With clew preloaded, glibc still unwinds cancelled threads (`pthread_cancel`,
+/// `pthread_exit`) through its private handle on libgcc_s: libgcc's forced unwind then
+/// calls the personality with libgcc's contexts, the personality calls the accessors
+/// (which resolve to clew's), and the cleanups call `_Unwind_Resume` (clew's). Those
+/// calls are handed to libgcc_s's own definitions.
+mod foreign {
+    use core::ffi::CStr;
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use std::cell::Cell;
+
+    use clew_unwinder::itanium::{UnwindContext, UnwindException};
+
+    /// libgcc_s's own definition of `name` (cached in `slot`), if libgcc_s is loaded.
+    pub fn libgcc(name: &CStr, slot: &AtomicUsize) -> Option<usize> {
+        let cached = slot.load(Ordering::Relaxed);
+        if cached != 0 {
+            return Some(cached);
+        }
+        // SAFETY: plain loader queries; RTLD_NOLOAD never loads anything.
+        let f = unsafe {
+            let handle = libc::dlopen(
+                c"libgcc_s.so.1".as_ptr(),
+                libc::RTLD_LAZY | libc::RTLD_NOLOAD,
+            );
+            if handle.is_null() {
+                return None;
+            }
+            let f = libc::dlsym(handle, name.as_ptr());
+            libc::dlclose(handle);
+            f as usize
+        };
+        if f == 0 {
+            return None;
+        }
+        slot.store(f, Ordering::Relaxed);
+        Some(f)
+    }
+
+    /// libgcc's definition of an accessor when `ctx` is not clew's.
+    ///
+    /// # Safety
+    /// `ctx` is some unwinder's live context; `F` is the accessor's function type.
+    pub unsafe fn accessor<F: Copy>(
+        ctx: *const UnwindContext,
+        name: &CStr,
+        slot: &AtomicUsize,
+    ) -> Option<F> {
+        // SAFETY: every unwinder's context has a readable first word.
+        if unsafe { UnwindContext::is_clews(ctx) } {
+            return None;
+        }
+        match libgcc(name, slot) {
+            // SAFETY: the symbol of that name, with the ABI's signature `F`.
+            Some(f) => Some(unsafe { core::mem::transmute_copy::<usize, F>(&f) }),
+            None => super::fatal_msg("a foreign unwind context, and no libgcc_s to hand it to"),
+        }
+    }
+
+    std::thread_local! {
+        /// Exceptions this thread's clew `_Unwind_ForcedUnwind` started (the last few).
+        static FORCED: Cell<[usize; 4]> = const { Cell::new([0; 4]) };
+    }
+
+    pub fn note_forced(exc: *mut UnwindException) {
+        let _ = FORCED.try_with(|f| {
+            let mut v = f.get();
+            v.rotate_right(1);
+            v[0] = exc as usize;
+            f.set(v);
+        });
+    }
+
+    /// Whether `exc` is being force-unwound by another unwinder (libgcc, for glibc).
+    ///
+    /// # Safety
+    /// `exc` is a valid exception object.
+    pub unsafe fn is_foreign_forced(exc: *mut UnwindException) -> bool {
+        // SAFETY: a valid exception object.
+        let (forced, class) = unsafe { ((*exc).private_1 != 0, (*exc).exception_class) };
+        forced
+            && class != clew_unwinder::panic::EXCEPTION_CLASS
+            && !FORCED
+                .try_with(|f| f.get().contains(&(exc as usize)))
+                .unwrap_or(false)
+    }
+
+    pub type Resume = unsafe extern "C" fn(*mut UnwindException) -> !;
+    pub static RESUME: AtomicUsize = AtomicUsize::new(0);
+}
+
+/// Hands an accessor call to libgcc_s when `ctx` is not clew's context (see [`foreign`]).
+macro_rules! forward_foreign {
+    ($ctx:expr, $name:literal, $ty:ty, ($($arg:expr),*)) => {{
+        static SLOT: AtomicUsize = AtomicUsize::new(0);
+        // SAFETY: a live context of some unwinder, and libgcc's accessor of that name.
+        if let Some(f) = unsafe { foreign::accessor::<$ty>($ctx, $name, &SLOT) } {
+            return unsafe { f($($arg),*) };
+        }
+    }};
+}
+
+fn fatal_msg(what: &str) -> ! {
+    eprintln!("clew-unwind: {what}; aborting");
+    std::process::abort()
+}
 
 fn fatal(what: &str, code: ReasonCode) -> ! {
     // Unwinding failed where the ABI has no way to report it (`_Unwind_Resume`).
@@ -93,6 +201,14 @@ fn with_cache<R>(f: impl FnOnce(Option<&mut WalkCache>) -> R) -> R {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_Resume(exc: *mut UnwindException) -> ! {
     let regs = Regs::capture();
+    // SAFETY: a valid exception object.
+    if unsafe { foreign::is_foreign_forced(exc) } {
+        match foreign::libgcc(c"_Unwind_Resume", &foreign::RESUME) {
+            // SAFETY: libgcc's `_Unwind_Resume`, continuing its own forced unwind.
+            Some(f) => unsafe { core::mem::transmute::<usize, foreign::Resume>(f)(exc) },
+            None => fatal_msg("a foreign forced unwind, and no libgcc_s to hand it to"),
+        }
+    }
     // SAFETY: forwarded ABI contract.
     let code = unsafe { resume(regs, exc) };
     // SAFETY: a valid exception object.
@@ -147,6 +263,7 @@ pub unsafe extern "C" fn _Unwind_ForcedUnwind(
 ) -> ReasonCode {
     let regs = Regs::capture();
     install();
+    foreign::note_forced(exc);
     // SAFETY: forwarded ABI contract.
     unsafe { itanium::forced_unwind(regs, exc, stop, stop_arg) }
 }
@@ -179,6 +296,12 @@ pub unsafe extern "C" fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> 
 /// `ctx` is a context passed to a personality, stop function or trace callback.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_GetGR(ctx: *mut UnwindContext, index: c_int) -> usize {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_GetGR",
+        unsafe extern "C" fn(*mut UnwindContext, c_int) -> usize,
+        (ctx, index)
+    );
     // SAFETY: a live context.
     unsafe { (*ctx).regs.get(index as u16).unwrap_or(0) as usize }
 }
@@ -187,6 +310,12 @@ pub unsafe extern "C" fn _Unwind_GetGR(ctx: *mut UnwindContext, index: c_int) ->
 /// As for [`_Unwind_GetGR`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_SetGR(ctx: *mut UnwindContext, index: c_int, value: usize) {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_SetGR",
+        unsafe extern "C" fn(*mut UnwindContext, c_int, usize),
+        (ctx, index, value)
+    );
     // SAFETY: a live context.
     unsafe { (*ctx).regs.set(index as u16, value as u64) };
 }
@@ -195,6 +324,12 @@ pub unsafe extern "C" fn _Unwind_SetGR(ctx: *mut UnwindContext, index: c_int, va
 /// As for [`_Unwind_GetGR`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_GetIP",
+        unsafe extern "C" fn(*mut UnwindContext) -> usize,
+        (ctx)
+    );
     // SAFETY: a live context.
     unsafe { (*ctx).regs.pc() as usize }
 }
@@ -206,6 +341,12 @@ pub unsafe extern "C" fn _Unwind_GetIPInfo(
     ctx: *mut UnwindContext,
     ip_before_insn: *mut c_int,
 ) -> usize {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_GetIPInfo",
+        unsafe extern "C" fn(*mut UnwindContext, *mut c_int) -> usize,
+        (ctx, ip_before_insn)
+    );
     // SAFETY: a live context and a writable flag.
     unsafe {
         *ip_before_insn = c_int::from((*ctx).exact_pc);
@@ -217,6 +358,12 @@ pub unsafe extern "C" fn _Unwind_GetIPInfo(
 /// As for [`_Unwind_GetGR`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_SetIP(ctx: *mut UnwindContext, ip: usize) {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_SetIP",
+        unsafe extern "C" fn(*mut UnwindContext, usize),
+        (ctx, ip)
+    );
     // SAFETY: a live context.
     unsafe { (*ctx).regs.set_pc(ip as u64) };
 }
@@ -225,6 +372,12 @@ pub unsafe extern "C" fn _Unwind_SetIP(ctx: *mut UnwindContext, ip: usize) {
 /// As for [`_Unwind_GetGR`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_GetCFA(ctx: *mut UnwindContext) -> usize {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_GetCFA",
+        unsafe extern "C" fn(*mut UnwindContext) -> usize,
+        (ctx)
+    );
     // libgcc's value: the CFA of the frame's callee, i.e. the frame's stack pointer at
     // the call (glibc's thread cancellation compares it with a `setjmp` stack pointer).
     // SAFETY: a live context.
@@ -235,6 +388,12 @@ pub unsafe extern "C" fn _Unwind_GetCFA(ctx: *mut UnwindContext) -> usize {
 /// As for [`_Unwind_GetGR`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_GetLanguageSpecificData(ctx: *mut UnwindContext) -> usize {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_GetLanguageSpecificData",
+        unsafe extern "C" fn(*mut UnwindContext) -> usize,
+        (ctx)
+    );
     // SAFETY: a live context.
     unsafe { (*ctx).lsda() as usize }
 }
@@ -243,6 +402,12 @@ pub unsafe extern "C" fn _Unwind_GetLanguageSpecificData(ctx: *mut UnwindContext
 /// As for [`_Unwind_GetGR`].
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _Unwind_GetRegionStart(ctx: *mut UnwindContext) -> usize {
+    forward_foreign!(
+        ctx,
+        c"_Unwind_GetRegionStart",
+        unsafe extern "C" fn(*mut UnwindContext) -> usize,
+        (ctx)
+    );
     // SAFETY: a live context.
     unsafe { (*ctx).region_start() as usize }
 }

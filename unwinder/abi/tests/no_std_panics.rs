@@ -96,12 +96,7 @@ fn personality_enters_a_rustc_cleanup_pad() {
         let _ = it.next(); // context_of_caller
         let regs = *it.registers();
         let frame = it.next().unwrap().unwrap();
-        let mut ctx = UnwindContext {
-            regs,
-            cfa: frame.cfa.unwrap(),
-            exact_pc: false,
-            info: it.fde_info().copied(),
-        };
+        let mut ctx = UnwindContext::new(regs, frame.cfa.unwrap(), false, it.fde_info().copied());
         f(&mut ctx);
     }
     let mut exc = Exception::new(0u32);

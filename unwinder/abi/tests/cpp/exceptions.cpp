@@ -14,6 +14,8 @@
 #include <vector>
 #include <sys/mman.h>
 #include <csignal>
+#include <pthread.h>
+#include <unistd.h>
 
 extern "C" int c_call_through(int depth, int (*callback)(int));
 extern "C" { int c_cleanups = 0; }
@@ -156,8 +158,17 @@ static void through_registered_jit() {
 // _Unwind_Backtrace, printed as module+offset so runs with different unwinders compare.
 static uintptr_t jit_base;
 
+static uintptr_t first_cfa;
+
 static _Unwind_Reason_Code trace(struct _Unwind_Context *ctx, void *) {
     uintptr_t ip = _Unwind_GetIP(ctx);
+    uintptr_t cfa = _Unwind_GetCFA(ctx);
+    int exact = 0;
+    _Unwind_GetIPInfo(ctx, &exact);
+    // CFAs relative to the first frame's; a frame interrupted by a signal starts a new
+    // segment (where the kernel puts a signal frame depends on the stack's alignment).
+    if (!first_cfa || exact) first_cfa = cfa;
+    std::printf("%scfa +%#lx ", exact ? "exact " : "", (unsigned long)(cfa - first_cfa));
     Dl_info info;
     if (jit_base && ip >= jit_base && ip < jit_base + 4096) {
         std::printf("frame jit+%#lx\n", (unsigned long)(ip - jit_base));
@@ -171,7 +182,7 @@ static _Unwind_Reason_Code trace(struct _Unwind_Context *ctx, void *) {
 }
 
 __attribute__((noinline)) static void print_backtrace(int depth) {
-    if (depth == 0) { _Unwind_Backtrace(trace, nullptr); return; }
+    if (depth == 0) { first_cfa = 0; _Unwind_Backtrace(trace, nullptr); return; }
     print_backtrace(depth - 1);
     asm volatile("" ::: "memory");
 }
@@ -193,6 +204,33 @@ static void through_dlopened_library() {
         return;
     }
     CHECK("through-dlopened-library", false);
+}
+
+// glibc cancels threads through its own handle on libgcc_s, whatever is preloaded: the
+// destructors must still run (libgcc's contexts reach clew's accessors and are handed back).
+static int cancel_destroyed = 0;
+struct CancelGuard { ~CancelGuard() { cancel_destroyed++; } };
+static void *cancelled_thread(void *) {
+    CancelGuard g;
+    for (;;) { pthread_testcancel(); usleep(1000); }
+    return nullptr;
+}
+static void *exiting_thread(void *) {
+    CancelGuard g;
+    pthread_exit(nullptr);
+}
+
+static void thread_cancellation() {
+    cancel_destroyed = 0;
+    pthread_t t;
+    pthread_create(&t, nullptr, cancelled_thread, nullptr);
+    usleep(5000);
+    pthread_cancel(t);
+    void *r;
+    pthread_join(t, &r);
+    pthread_create(&t, nullptr, exiting_thread, nullptr);
+    pthread_join(t, nullptr);
+    CHECK("pthread-cancel-and-exit-run-destructors", r == PTHREAD_CANCELED && cancel_destroyed == 2);
 }
 
 int main(int argc, char **argv) {
@@ -218,6 +256,7 @@ int main(int argc, char **argv) {
     through_c();
     through_registered_jit();
     through_dlopened_library();
+    thread_cancellation();
     if (failures) return 1;
     std::printf("ALL OK\n");
     return 0;
