@@ -94,8 +94,11 @@ impl CompactRule {
     }
 }
 
-const CACHE_BITS: u32 = 9;
-const CACHE_SIZE: usize = 1 << CACHE_BITS;
+/// 256 sets of 2 ways: 512 rules. Two ways keep the few PCs of one stack that hash to
+/// the same set from evicting each other on every walk.
+const SET_BITS: u32 = 8;
+const SETS: usize = 1 << SET_BITS;
+const WAYS: usize = 2;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -105,12 +108,12 @@ struct Entry {
     rule: CompactRule,
 }
 
-/// A direct-mapped cache of compiled rules keyed by lookup PC, owned by whoever walks
-/// (a thread, a panic handler's static, a host tool). It forgets everything when the
-/// registry's generation moves, since a deregistered range may hold new code.
+/// A 2-way set-associative cache of compiled rules keyed by lookup PC, owned by whoever
+/// walks (a thread, a panic handler's static, a host tool). It forgets everything when
+/// the registry's generation moves, since a deregistered range may hold new code.
 pub struct UnwindCache {
     generation: u64,
-    entries: [Entry; CACHE_SIZE],
+    sets: [[Entry; WAYS]; SETS],
 }
 
 impl Default for UnwindCache {
@@ -135,33 +138,40 @@ impl UnwindCache {
         };
         UnwindCache {
             generation: 0,
-            entries: [EMPTY; CACHE_SIZE],
+            sets: [[EMPTY; WAYS]; SETS],
         }
     }
 
     #[inline]
-    fn slot(pc: usize) -> usize {
-        (pc.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - CACHE_BITS))
-            & (CACHE_SIZE - 1)
+    fn set(pc: usize) -> usize {
+        (pc.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> (usize::BITS - SET_BITS))
+            & (SETS - 1)
     }
 
     /// Drops every entry when `generation` differs from the one the entries were made under.
     #[inline]
     pub fn validate(&mut self, generation: u64) {
         if self.generation != generation {
-            self.entries.iter_mut().for_each(|e| e.pc = 0);
+            self.sets.iter_mut().flatten().for_each(|e| e.pc = 0);
             self.generation = generation;
         }
     }
 
     #[inline]
     pub fn get(&self, pc: usize) -> Option<(u64, &CompactRule)> {
-        let e = &self.entries[Self::slot(pc)];
-        (e.pc == pc && pc != 0).then_some((e.module, &e.rule))
+        let set = &self.sets[Self::set(pc)];
+        let e = set.iter().find(|e| e.pc == pc && pc != 0)?;
+        Some((e.module, &e.rule))
     }
 
+    /// Inserts into the set's first way, moving its entry to the second (the older one
+    /// leaves): the most recently inserted rules stay.
     #[inline]
     pub fn insert(&mut self, pc: usize, module: u64, rule: CompactRule) {
-        self.entries[Self::slot(pc)] = Entry { pc, module, rule };
+        let set = &mut self.sets[Self::set(pc)];
+        if set[0].pc != pc {
+            set[1] = set[0];
+        }
+        set[0] = Entry { pc, module, rule };
     }
 }
