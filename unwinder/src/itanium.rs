@@ -302,6 +302,17 @@ fn walk(
     let mut ctx = UnwindContext::new(regs, 0, false, None);
     loop {
         ctx.regs = *frames.registers();
+        // A backtrace (no FDE details needed) takes the cached-rule path where it can.
+        if infos.is_none() && frames.step_cached().is_some() {
+            ctx.cfa = frames.last_cfa().unwrap_or(0);
+            ctx.exact_pc = false;
+            ctx.info = None;
+            match visit(Event::Frame(&mut ctx)) {
+                Visit::Continue => continue,
+                Visit::Stop(code) => return Err(code),
+                Visit::Install => return Ok(ctx.regs),
+            }
+        }
         match frames.next() {
             Some(Ok(frame)) => {
                 ctx.cfa = frame.cfa.unwrap_or(0);

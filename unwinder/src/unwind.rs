@@ -141,7 +141,6 @@ impl<'r, A: Arch> Unwinder<'r, A> {
             regs,
             mem,
             cache,
-            ctx: UnwindContext::new_in(),
             exact_pc,
             depth: 0,
             last_cfa: None,
@@ -178,7 +177,6 @@ pub struct FrameIter<'a, A: Arch, M: Memory> {
     regs: A::Regs,
     mem: &'a M,
     cache: Option<&'a mut UnwindCache>,
-    ctx: UnwindContext,
     exact_pc: bool,
     depth: usize,
     last_cfa: Option<u64>,
@@ -227,7 +225,7 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
     pub fn collect_pcs(mut self, buf: &mut [usize]) -> usize {
         let mut n = 0;
         while n < buf.len() {
-            let pc = match self.fast_step() {
+            let pc = match self.step_cached() {
                 Some(pc) => pc,
                 None => match self.next() {
                     Some(Ok(frame)) => frame.pc,
@@ -240,11 +238,17 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
         n
     }
 
+    /// The CFA of the frame yielded (or stepped over) last.
+    pub fn last_cfa(&self) -> Option<u64> {
+        self.last_cfa
+    }
+
     /// One frame through a cached compact rule, when that is all it takes: returns the
-    /// frame's PC, with the walk advanced exactly as `next` would. `None` (nothing
-    /// changed) when the frame needs the general path.
+    /// frame's PC, with the walk advanced exactly as `next` would (without the frame's
+    /// module, kind or FDE details). `None`, and nothing changed, when the frame needs
+    /// the general path: call `next` then.
     #[inline]
-    fn fast_step(&mut self) -> Option<u64> {
+    pub fn step_cached(&mut self) -> Option<u64> {
         if !matches!(self.state, State::Walking)
             || self.exact_pc
             || self.depth >= self.unwinder.max_depth
@@ -307,8 +311,11 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
                 kind,
             ));
         }
+        // The CFI evaluation context lives only for this miss, on the stack: kept in the
+        // iterator, its 5 KiB would be copied whenever the iterator moves.
+        let mut ctx = UnwindContext::new_in();
         let mut walk = Walk {
-            ctx: &mut self.ctx,
+            ctx: &mut ctx,
             regs: &mut self.regs,
             mem: self.mem,
             cache: self.cache.as_deref_mut(),
