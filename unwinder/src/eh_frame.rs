@@ -5,6 +5,7 @@
 //! fixed-size [`FdeEntry`] records with no pointer decoding per probe. CIEs are parsed
 //! once too and kept beside the index, so evaluating an FDE never re-parses its CIE.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -38,12 +39,13 @@ pub struct FdeEntry {
 
 /// The sorted FDE index and CIE cache of one `.eh_frame` section.
 #[derive(Debug)]
+#[repr(C)]
 pub struct EhFrameIndex {
-    fdes: Vec<FdeEntry>,
+    fdes: Box<[FdeEntry]>,
     /// For a large index: `pages[p]` is how many FDEs start at or before text offset
     /// `p << page_shift`, so a lookup binary-searches only the FDEs of one page (a dozen
     /// probes fewer in a big executable). Empty for small indices.
-    pages: Vec<u32>,
+    pages: Box<[u32]>,
     page_shift: u32,
     cies: Vec<(u32, Cie)>,
 }
@@ -169,8 +171,8 @@ impl EhFrameIndex {
         let (pages, page_shift) = page_table(&fdes, bounds.end - bounds.start);
         Ok((
             EhFrameIndex {
-                fdes,
-                pages,
+                fdes: fdes.into_boxed_slice(),
+                pages: pages.into_boxed_slice(),
                 page_shift,
                 cies,
             },
@@ -276,8 +278,8 @@ mod tests {
             let (pages, page_shift) = page_table(&fdes, text_len);
             assert_eq!(pages.is_empty(), n <= MIN_PAGED_FDES);
             let index = EhFrameIndex {
-                fdes: fdes.clone(),
-                pages,
+                fdes: fdes.clone().into_boxed_slice(),
+                pages: pages.into_boxed_slice(),
                 page_shift,
                 cies: Vec::new(),
             };

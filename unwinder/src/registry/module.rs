@@ -41,18 +41,23 @@ pub struct ModuleDesc<'a> {
 }
 
 /// A registered module, as readers see it.
+///
+/// `repr(C)` keeps what a lookup reads (the text bounds, the FDE index, the section
+/// start) at the front, on one cache line: with 100 000 modules every lookup misses the
+/// cache on the module, and should miss only once.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Module {
-    pub(crate) id: ModuleId,
-    name: String,
-    kind: ModuleKind,
     text: Range<usize>,
-    eh_frame: EhFrame<Reader>,
     eh_frame_bytes: &'static [u8],
+    index: EhFrameIndex,
+    pub(crate) id: ModuleId,
+    kind: ModuleKind,
+    name: String,
+    eh_frame: EhFrame<Reader>,
     eh_frame_hdr: Option<&'static [u8]>,
     lsda: Option<Range<usize>>,
     bases: BaseAddresses,
-    index: EhFrameIndex,
     symbols: SymbolMap,
 }
 
