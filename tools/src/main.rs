@@ -18,10 +18,15 @@ struct Cli {
 enum Command {
     /// Run a small wasm module under Wasmtime and print clew's backtrace through its JIT frames.
     Demo,
+    /// Addresses to functions, inlined frames and file:line (addr2line-compatible flags).
+    Symbolize(clew::symbolize::SymbolizeArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo => clew::demo::run(),
+        Command::Symbolize(args) => {
+            clew::symbolize::run(&args, &mut clew::symbolize::stdin(), &mut std::io::stdout())
+        }
     }
 }
