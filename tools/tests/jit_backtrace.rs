@@ -8,12 +8,10 @@ use std::ffi::c_void;
 use std::hint::black_box;
 
 use clew::jit;
+
+mod common;
 use clew::jit::wasmtime::wasmtime_error;
 use clew_unwinder::{ModuleKind, global};
-use cranelift_codegen::ir::{AbiParam, InstBuilder, types::I64};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Linkage, Module as _, default_libcall_names};
 use wasmtime::{Caller, Engine, Func, Instance, Module, Store, TypedFunc, WasmBacktrace};
 
 // ---- reference unwinder and helpers ----
@@ -254,46 +252,15 @@ fn call_f(f: extern "C" fn(i64) -> i64, x: i64) -> (Vec<usize>, Vec<usize>) {
 /// into this test's frames; deregistered, it ends at g again.
 #[test]
 fn cranelift_frames() {
-    let mut jb = JITBuilder::with_flags(
+    let common::Chain {
+        module,
+        f,
+        g,
+        unwind,
+    } = common::compile_chain(
         &[("preserve_frame_pointers", "true"), ("unwind_info", "true")],
-        default_libcall_names(),
-    )
-    .unwrap();
-    jb.symbol("callback", callback as *const u8);
-    let mut module = JITModule::new(jb);
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(I64));
-    sig.returns.push(AbiParam::new(I64));
-    let cb = module
-        .declare_function("callback", Linkage::Import, &sig)
-        .unwrap();
-    let g = module.declare_function("g", Linkage::Local, &sig).unwrap();
-    let f = module.declare_function("f", Linkage::Export, &sig).unwrap();
-
-    let mut unwind = jit::cranelift::JitUnwindInfo::new();
-    let mut ctx = module.make_context();
-    let mut fctx = FunctionBuilderContext::new();
-    // g(x) = callback(x) + 1; f(x) = g(x) * 2: work after each call, so no tail calls.
-    for (id, callee, add, mul) in [(g, cb, 1, 1), (f, g, 0, 2)] {
-        ctx.func.signature = sig.clone();
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let block = b.create_block();
-        b.append_block_params_for_function_params(block);
-        b.switch_to_block(block);
-        b.seal_block(block);
-        let x = b.block_params(block)[0];
-        let callee = module.declare_func_in_func(callee, b.func);
-        let call = b.ins().call(callee, &[x]);
-        let v = b.inst_results(call)[0];
-        let v = b.ins().iadd_imm_s(v, add);
-        let v = b.ins().imul_imm_s(v, mul);
-        b.ins().return_(&[v]);
-        b.finalize(module.target_config());
-        module.define_function(id, &mut ctx).unwrap();
-        unwind.add(&ctx, module.isa(), id).unwrap();
-        module.clear_context(&mut ctx);
-    }
-    module.finalize_definitions().unwrap();
+        callback as *const u8,
+    );
     // SAFETY: `f` was defined with this signature and the C calling convention.
     let f_ptr: extern "C" fn(i64) -> i64 =
         unsafe { std::mem::transmute(module.get_finalized_function(f)) };

@@ -11,11 +11,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clew::jit::cranelift::JitUnwindInfo;
+
+mod common;
 use clew_unwinder::{ModuleKind, global};
-use cranelift_codegen::ir::{AbiParam, InstBuilder, types::I64};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{Linkage, Module as _, default_libcall_names};
+use cranelift_jit::JITModule;
 
 static DROPS: AtomicUsize = AtomicUsize::new(0);
 
@@ -38,44 +37,10 @@ type JitFn = extern "C-unwind" fn(i64) -> i64;
 
 /// f(x) = g(x) * 2, g(x) = callback(x) + 1, compiled by cranelift-jit.
 fn compile() -> (JITModule, JitFn, JitUnwindInfo) {
-    let mut jb =
-        JITBuilder::with_flags(&[("unwind_info", "true")], default_libcall_names()).unwrap();
-    jb.symbol("callback", callback as *const u8);
-    let mut module = JITModule::new(jb);
-    let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(I64));
-    sig.returns.push(AbiParam::new(I64));
-    let cb = module
-        .declare_function("callback", Linkage::Import, &sig)
-        .unwrap();
-    let g = module.declare_function("g", Linkage::Local, &sig).unwrap();
-    let f = module.declare_function("f", Linkage::Export, &sig).unwrap();
-    let mut unwind = JitUnwindInfo::new();
-    let mut ctx = module.make_context();
-    let mut fctx = FunctionBuilderContext::new();
-    for (id, callee, add, mul) in [(g, cb, 1, 1), (f, g, 0, 2)] {
-        ctx.func.signature = sig.clone();
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let block = b.create_block();
-        b.append_block_params_for_function_params(block);
-        b.switch_to_block(block);
-        b.seal_block(block);
-        let x = b.block_params(block)[0];
-        let callee = module.declare_func_in_func(callee, b.func);
-        let call = b.ins().call(callee, &[x]);
-        let v = b.inst_results(call)[0];
-        let v = b.ins().iadd_imm_s(v, add);
-        let v = b.ins().imul_imm_s(v, mul);
-        b.ins().return_(&[v]);
-        b.finalize(module.target_config());
-        module.define_function(id, &mut ctx).unwrap();
-        unwind.add(&ctx, module.isa(), id).unwrap();
-        module.clear_context(&mut ctx);
-    }
-    module.finalize_definitions().unwrap();
+    let c = common::compile_chain(&[("unwind_info", "true")], callback as *const u8);
     // SAFETY: `f` was defined with this signature and the platform calling convention.
-    let f_ptr: JitFn = unsafe { std::mem::transmute(module.get_finalized_function(f)) };
-    (module, f_ptr, unwind)
+    let f_ptr: JitFn = unsafe { std::mem::transmute(c.module.get_finalized_function(c.f)) };
+    (c.module, f_ptr, c.unwind)
 }
 
 #[inline(never)]
