@@ -51,56 +51,35 @@ struct Found {
 
 impl CurrentProcess {
     fn find(pc: u64) -> Option<Found> {
-        struct Search {
-            pc: u64,
-            found: Option<Found>,
-        }
-        unsafe extern "C" fn callback(
-            info: *mut libc::dl_phdr_info,
-            _size: usize,
-            data: *mut libc::c_void,
-        ) -> libc::c_int {
-            // SAFETY: `data` is the `&mut Search` passed below; `info` is valid for
-            // this call, with `dlpi_phnum` headers at `dlpi_phdr`.
-            let (search, info) = unsafe { (&mut *(data as *mut Search), &*info) };
-            let phdrs = if info.dlpi_phdr.is_null() {
-                &[][..]
-            } else {
-                // SAFETY: see above.
-                unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) }
-            };
+        clew_unwinder::os::linux::find_loaded_object(|info| {
+            let phdrs = clew_unwinder::os::linux::program_headers(info);
             let bias = info.dlpi_addr;
             let loads = phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
             let (lo, hi) = loads.fold((u64::MAX, 0), |(lo, hi), p| {
                 (lo.min(p.p_vaddr), hi.max(p.p_vaddr + p.p_memsz))
             });
             let range = lo.wrapping_add(bias)..hi.wrapping_add(bias);
-            if lo < hi && range.contains(&search.pc) {
-                let name = if info.dlpi_name.is_null() {
-                    ""
-                } else {
-                    // SAFETY: a NUL-terminated string owned by the loader.
-                    unsafe { CStr::from_ptr(info.dlpi_name) }
-                        .to_str()
-                        .unwrap_or("")
-                };
-                search.found = Some(Found {
-                    name: PathBuf::from(if name.is_empty() {
-                        "/proc/self/exe"
-                    } else {
-                        name
-                    }),
-                    bias,
-                    range,
-                });
-                return 1;
+            if lo >= hi || !range.contains(&pc) {
+                return None;
             }
-            0
-        }
-        let mut search = Search { pc, found: None };
-        // SAFETY: the callback only reads what the loader passes it.
-        unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut search).cast()) };
-        search.found
+            let name = if info.dlpi_name.is_null() {
+                ""
+            } else {
+                // SAFETY: a NUL-terminated string owned by the loader.
+                unsafe { CStr::from_ptr(info.dlpi_name) }
+                    .to_str()
+                    .unwrap_or("")
+            };
+            Some(Found {
+                name: PathBuf::from(if name.is_empty() {
+                    "/proc/self/exe"
+                } else {
+                    name
+                }),
+                bias,
+                range,
+            })
+        })
     }
 }
 

@@ -26,28 +26,59 @@ pub struct LoadedObject {
 /// Lists the loaded objects that have a `PT_GNU_EH_FRAME` header.
 pub fn loaded_objects() -> Vec<LoadedObject> {
     let mut out: Vec<LoadedObject> = Vec::new();
-    unsafe extern "C" fn callback(
+    find_loaded_object(|info| {
+        out.extend(object_of(info));
+        None::<()>
+    });
+    out
+}
+
+/// Calls `f` with the `dl_iterate_phdr` record of each loaded object, in the loader's
+/// order, until it returns `Some`, and returns that. Takes the loader's lock: not for
+/// signal handlers. The one place the crates walk the loader's list.
+pub fn find_loaded_object<T>(mut f: impl FnMut(&libc::dl_phdr_info) -> Option<T>) -> Option<T> {
+    struct State<'a, T> {
+        f: &'a mut dyn FnMut(&libc::dl_phdr_info) -> Option<T>,
+        found: Option<T>,
+    }
+    unsafe extern "C" fn callback<T>(
         info: *mut libc::dl_phdr_info,
         _size: usize,
         data: *mut libc::c_void,
     ) -> libc::c_int {
-        // SAFETY: `data` is the `&mut Vec` passed below; `info` is valid for this call.
-        let (out, info) = unsafe { (&mut *(data as *mut Vec<LoadedObject>), &*info) };
-        if let Some(o) = object_of(info) {
-            out.push(o);
+        // SAFETY: `data` is the `State` passed below; `info` is valid for this call.
+        let (state, info) = unsafe { (&mut *(data as *mut State<'_, T>), &*info) };
+        match (state.f)(info) {
+            Some(v) => {
+                state.found = Some(v);
+                1
+            }
+            None => 0,
         }
-        0
     }
+    let mut state = State {
+        f: &mut f,
+        found: None,
+    };
     // SAFETY: the callback only reads the headers the loader passes it.
-    unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut out).cast()) };
-    out
+    unsafe { libc::dl_iterate_phdr(Some(callback::<T>), (&raw mut state).cast()) };
+    state.found
+}
+
+/// The program headers of a `dl_iterate_phdr` record.
+pub fn program_headers(info: &libc::dl_phdr_info) -> &[libc::Elf64_Phdr] {
+    if info.dlpi_phdr.is_null() {
+        return &[];
+    }
+    // SAFETY: the loader passes `dlpi_phnum` program headers at `dlpi_phdr`, valid while
+    // the record is.
+    unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) }
 }
 
 /// The unwind sections of one object, found without allocating.
 fn sections_of(info: &libc::dl_phdr_info) -> Option<ProvidedModule> {
     let base = info.dlpi_addr as usize;
-    // SAFETY: the loader passes `dlpi_phnum` program headers at `dlpi_phdr`.
-    let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let phdrs = program_headers(info);
     let hdr = phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME)?;
     let hdr_addr = base + hdr.p_vaddr as usize;
     // SAFETY: PT_GNU_EH_FRAME names mapped, readable bytes of this object.
@@ -123,29 +154,7 @@ pub struct DlIteratePhdr;
 
 impl ModuleProvider for DlIteratePhdr {
     fn find_module(&self, pc: usize) -> Option<ProvidedModule> {
-        struct Search {
-            pc: usize,
-            found: Option<ProvidedModule>,
-        }
-        unsafe extern "C" fn callback(
-            info: *mut libc::dl_phdr_info,
-            _size: usize,
-            data: *mut libc::c_void,
-        ) -> libc::c_int {
-            // SAFETY: `data` is the `Search` passed below; `info` is valid for this call.
-            let (search, info) = unsafe { (&mut *(data as *mut Search), &*info) };
-            match sections_of(info) {
-                Some(m) if m.text.contains(&search.pc) => {
-                    search.found = Some(m);
-                    1
-                }
-                _ => 0,
-            }
-        }
-        let mut search = Search { pc, found: None };
-        // SAFETY: the callback only reads the headers the loader passes it.
-        unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut search).cast()) };
-        search.found
+        find_loaded_object(|info| sections_of(info).filter(|m| m.text.contains(&pc)))
     }
 }
 
