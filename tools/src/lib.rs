@@ -3,4 +3,5 @@
 
 pub mod demo;
 pub mod jit;
+pub mod run;
 pub mod symbolize;

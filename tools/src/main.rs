@@ -18,6 +18,9 @@ struct Cli {
 enum Command {
     /// Run a small wasm module under Wasmtime and print clew's backtrace through its JIT frames.
     Demo,
+    /// Run a wasm module (.wat/.wasm, or the embedded demo) with symbolized backtraces
+    /// through its JIT frames.
+    Run(clew::run::RunArgs),
     /// Addresses to functions, inlined frames and file:line (addr2line-compatible flags).
     Symbolize(clew::symbolize::SymbolizeArgs),
 }
@@ -25,6 +28,10 @@ enum Command {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Demo => clew::demo::run(),
+        Command::Run(args) => {
+            let status = clew::run::run(&args, &mut std::io::stdout());
+            std::process::exit(status)
+        }
         Command::Symbolize(args) => {
             clew::symbolize::run(&args, &mut clew::symbolize::stdin(), &mut std::io::stdout())
         }
