@@ -2,6 +2,7 @@
 //! (Wasmtime, cranelift-jit) that register their code with clew's registry.
 
 pub mod demo;
+pub mod eh_frame;
 pub mod jit;
 pub mod run;
 pub mod symbolize;

@@ -21,6 +21,8 @@ enum Command {
     /// Run a wasm module (.wat/.wasm, or the embedded demo) with symbolized backtraces
     /// through its JIT frames.
     Run(clew::run::RunArgs),
+    /// List and check the .eh_frame call-frame information of an ELF file.
+    EhFrame(clew::eh_frame::EhFrameArgs),
     /// Addresses to functions, inlined frames and file:line (addr2line-compatible flags).
     Symbolize(clew::symbolize::SymbolizeArgs),
 }
@@ -30,6 +32,10 @@ fn main() -> Result<()> {
         Command::Demo => clew::demo::run(),
         Command::Run(args) => {
             let status = clew::run::run(&args, &mut std::io::stdout());
+            std::process::exit(status)
+        }
+        Command::EhFrame(args) => {
+            let status = clew::eh_frame::run(&args, &mut std::io::stdout().lock())?;
             std::process::exit(status)
         }
         Command::Symbolize(args) => {
