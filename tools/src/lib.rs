@@ -4,5 +4,8 @@
 pub mod demo;
 pub mod eh_frame;
 pub mod jit;
+pub mod progress;
+pub mod report;
 pub mod run;
 pub mod symbolize;
+pub mod wasm_dwarf;
