@@ -56,7 +56,17 @@ impl Progress {
 
     fn start(bar: ProgressBar) -> Progress {
         let done = Arc::new((Mutex::new(false), Condvar::new()));
-        let reveal = std::io::stderr().is_terminal().then(|| {
+        let terminal = std::io::stderr().is_terminal();
+        if terminal && delay().is_zero() {
+            // Drawn before the work starts, however short it is.
+            show(&bar);
+            return Progress {
+                bar,
+                done,
+                reveal: None,
+            };
+        }
+        let reveal = terminal.then(|| {
             let (bar, done) = (bar.clone(), done.clone());
             std::thread::spawn(move || {
                 let (lock, cv) = &*done;
@@ -65,8 +75,7 @@ impl Progress {
                     .wait_timeout_while(guard, delay(), |done| !*done)
                     .unwrap_or_else(|e| e.into_inner());
                 if !*guard {
-                    bar.set_draw_target(ProgressDrawTarget::stderr());
-                    bar.enable_steady_tick(Duration::from_millis(100));
+                    show(&bar);
                 }
             })
         });
@@ -77,6 +86,12 @@ impl Progress {
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);
     }
+}
+
+fn show(bar: &ProgressBar) {
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.tick();
+    bar.enable_steady_tick(Duration::from_millis(100));
 }
 
 impl Drop for Progress {

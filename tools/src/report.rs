@@ -115,6 +115,17 @@ pub struct ReportFrame {
     pub error: Option<String>,
 }
 
+impl ReportFrame {
+    /// The same code location (for folding recursion).
+    fn same_as(&self, other: &ReportFrame) -> bool {
+        self.pc == other.pc
+            && self.kind == other.kind
+            && self.module == other.module
+            && self.frames == other.frames
+            && self.error == other.error
+    }
+}
+
 impl Reporter {
     pub fn new(format: Format) -> Reporter {
         Reporter {
@@ -298,6 +309,9 @@ impl Reporter {
                 if !frames.is_empty() {
                     let _ = writeln!(out, "wasm frames at the fault (innermost first):");
                     print_frames(frames, color, out);
+                    if frames.len() == crate::run::WASM_BACKTRACE_MAX_FRAMES {
+                        let _ = writeln!(out, "  (outer frames not recorded)");
+                    }
                 }
             }
         }
@@ -375,8 +389,33 @@ fn paint(color: bool, style: Style, text: &str) -> String {
 
 /// One line per frame and one per inlined caller: index, PC (or the wasm offset column
 /// of a trap's frames), kind, module, function, source location.
+/// A run of four or more identical frames (deep recursion, a stack overflow) prints its
+/// first frame and one line saying how many more follow.
 pub fn print_frames(frames: &[ReportFrame], color: bool, out: &mut dyn Write) {
-    for (i, f) in frames.iter().enumerate() {
+    let mut i = 0;
+    while i < frames.len() {
+        let run = frames[i..]
+            .iter()
+            .take_while(|g| g.same_as(&frames[i]))
+            .count();
+        print_frame(i, &frames[i], color, out);
+        if run >= 4 {
+            let _ = writeln!(
+                out,
+                "  … #{}–#{}: {} more of the same frame",
+                i + 1,
+                i + run - 1,
+                run - 1
+            );
+            i += run;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn print_frame(i: usize, f: &ReportFrame, color: bool, out: &mut dyn Write) {
+    {
         let kind_style = if f.kind == Kind::Jit { JIT } else { NATIVE };
         let kind = paint(color, kind_style, f.kind.text());
         let head = match f.pc {
@@ -385,7 +424,7 @@ pub fn print_frames(frames: &[ReportFrame], color: bool, out: &mut dyn Write) {
         };
         if let Some(e) = &f.error {
             let _ = writeln!(out, "  {head}  ?  ({e})");
-            continue;
+            return;
         }
         if f.frames.is_empty() {
             let _ = writeln!(out, "  {head}  {kind} {}  ??", f.module);
@@ -495,7 +534,13 @@ pub fn short_name(name: &str) -> String {
             '<' if depth > 0 || (prev.is_alphanumeric() || prev == '_' || prev == '}') => {
                 depth += 1
             }
-            '>' if depth > 0 => depth -= 1,
+            // A turbofish: `f::<T>::g` → `f::g`.
+            '<' if prev == ':' && out.ends_with("::") => {
+                out.truncate(out.len() - 2);
+                depth += 1
+            }
+            // `->` of a `fn() -> T` argument closes nothing.
+            '>' if depth > 0 && prev != '-' => depth -= 1,
             _ if depth > 0 => {}
             _ => out.push(c),
         }
@@ -531,5 +576,9 @@ mod tests {
             "<alloc::vec::Vec as core::ops::Drop>::drop"
         );
         assert_eq!(short_name("a < b"), "a < b");
+        assert_eq!(
+            short_name("call_once<fn() -> core::result::Result<(), String>, ()>"),
+            "call_once"
+        );
     }
 }

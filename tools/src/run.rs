@@ -35,7 +35,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub invoke: Option<String>,
     /// The function's arguments (i32, i64, f32 or f64, as its type says).
-    #[arg(allow_hyphen_values = true)]
+    #[arg(allow_negative_numbers = true)]
     pub args: Vec<String>,
     /// Write JSON lines to stdout instead of text: one object per event (`backtrace`,
     /// `result`, `trap`, `panic`, `error`), each with an "event" field, as they happen;
@@ -73,6 +73,9 @@ const DEMO: &str = r#"
   (func $middle_panic (param i32)
     (call $panic (local.get 0))))
 "#;
+
+/// How many wasm frames a trap's backtrace keeps (Wasmtime's default is 20).
+pub const WASM_BACKTRACE_MAX_FRAMES: usize = 1000;
 
 /// A failure with the exit status it maps to.
 #[derive(Debug)]
@@ -123,7 +126,11 @@ fn bad(e: impl std::fmt::Display) -> Failure {
 }
 
 fn run_inner(args: &RunArgs, format: Format, out: &mut dyn std::io::Write) -> Result<(), Failure> {
-    let engine = Engine::default();
+    let mut config = wasmtime::Config::new();
+    // Wasmtime's own record of the wasm frames at a trap: deep enough for a stack
+    // overflow's story (repeated frames are folded when printed).
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(WASM_BACKTRACE_MAX_FRAMES));
+    let engine = Engine::new(&config).map_err(|e| bad(wasmtime_error(e)))?;
     let (module, demo, dwarf) = match &args.module {
         None => (
             Module::new(&engine, DEMO).map_err(|e| bad(wasmtime_error(e)))?,
@@ -139,9 +146,9 @@ fn run_inner(args: &RunArgs, format: Format, out: &mut dyn std::io::Write) -> Re
             ));
             let module = Module::new(&engine, &bytes).map_err(|e| {
                 bad(format!(
-                    "{}: invalid module: {:#}",
+                    "{}: invalid module: {}",
                     path.display(),
-                    wasmtime_error(e)
+                    one_line(&format!("{:#}", wasmtime_error(e)))
                 ))
             })?;
             drop(progress);
@@ -365,6 +372,23 @@ pub fn print_backtrace(pcs: &[usize], sym: &Symbolizer, out: &mut dyn std::io::W
 }
 
 pub use crate::report::short_name;
+
+/// A multi-line error (the text format's parser shows the line with a caret) as one
+/// line: the message, then the position from its `--> <anon>:LINE:COL` line.
+fn one_line(msg: &str) -> String {
+    let mut lines = msg.lines();
+    let first = lines.next().unwrap_or_default().trim_end().to_owned();
+    let at = lines
+        .filter_map(|l| l.trim_start().strip_prefix("--> "))
+        .filter_map(|l| {
+            l.rsplit_once(':')
+                .and_then(|(a, col)| Some((a.rsplit_once(':')?.1, col)))
+        })
+        .map(|(line, col)| format!(" (line {line}, column {col})"))
+        .next()
+        .unwrap_or_default();
+    format!("{first}{at}")
+}
 
 fn parse_val(t: &ValType, a: &str) -> Result<Val> {
     Ok(match t {
