@@ -2,8 +2,7 @@
 //! each kind of trap (cause, wasm frames named, exit 1), host panics deep in wasm, a
 //! module of 200 functions all named in order, bad modules and invocations (one line on
 //! stderr, exit 2) and the `--json` lines for all of them; colour only on a terminal
-//! (`script` gives the binary a pseudo-terminal) and never with NO_COLOR; the progress
-//! spinner only on a terminal.
+//! (`script` gives the binary a pseudo-terminal) and never with NO_COLOR.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -469,39 +468,4 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(no_color.contains("JIT    demo  middle"), "{no_color:?}");
     let never = on_terminal(&format!("env -u NO_COLOR {bin} run --color never")).unwrap();
     assert!(!never.contains(esc), "{never:?}");
-}
-
-#[test]
-fn progress_only_on_a_terminal() {
-    let bin = env!("CARGO_BIN_EXE_clew");
-    let m = wat("progress.wat", &chain(200, "i32.const 1"));
-    let m = m.to_str().unwrap();
-    // CLEW_PROGRESS_DELAY_MS=0: drawn at once rather than after a second.
-    let o = Command::new(bin)
-        .args(["run", m, "--invoke", "f0"])
-        .env("CLEW_PROGRESS_DELAY_MS", "0")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    assert!(
-        stderr(&o).is_empty(),
-        "no progress in a pipe: {}",
-        stderr(&o)
-    );
-    let Some(tty) = on_terminal(&format!(
-        "CLEW_PROGRESS_DELAY_MS=0 {bin} run {m} --invoke f0 >/dev/null"
-    )) else {
-        return;
-    };
-    assert!(
-        tty.contains("compiling ")
-            && tty.contains("progress.wat")
-            && tty.contains("with Cranelift"),
-        "{tty:?}"
-    );
-    // Cleared when done: the last thing drawn erases the line.
-    assert!(
-        tty.trim_end_matches(['\r', '\n']).ends_with("\x1b[2K"),
-        "{tty:?}"
-    );
 }
