@@ -549,8 +549,15 @@ pub fn short_name(name: &str) -> String {
     out
 }
 
-/// A source path without the Cargo registry's or the Rust toolchain's long prefix.
+/// A source path without the Cargo registry's or the Rust toolchain's long prefix, or
+/// the current directory's.
 pub fn short_path(path: &str) -> &str {
+    if let Ok(cwd) = std::env::current_dir()
+        && let Some(rest) = cwd.to_str().and_then(|cwd| path.strip_prefix(cwd))
+        && let Some(rest) = rest.strip_prefix('/')
+    {
+        return rest;
+    }
     if let Some(i) = path.find("/registry/src/") {
         let rest = &path[i + "/registry/src/".len()..];
         return rest.split_once('/').map_or(rest, |(_, r)| r);

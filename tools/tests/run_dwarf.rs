@@ -16,6 +16,7 @@ use serde_json::Value;
 fn clew(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clew"))
         .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap()
 }
@@ -194,17 +195,19 @@ fn backtrace_frames_of_a_rust_wasm_module_have_file_and_line() {
     let Some(wasm) = module() else { return };
     let src = source();
     let src = src.to_str().unwrap();
+    // Text output shows paths under the current directory relative to it.
+    let short = "tests/wasm/app.rs";
     let o = clew(&["run", wasm.to_str().unwrap(), "--invoke", "entry", "4"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert_eq!(out.lines().last(), Some("18"), "(4 + 1) * 2 + 5 + 3");
     // Text: leaf, then twice inlined into helper (one PC, two lines), then entry.
     let want = [
-        format!("  leaf  at {src}:{}", marked_line("leaf")),
-        format!("  app::twice  at {src}:{}", marked_line("twice")),
+        format!("  leaf  at {short}:{}", marked_line("leaf")),
+        format!("  app::twice  at {short}:{}", marked_line("twice")),
         "(inlined by)".to_owned(),
-        format!("  app::helper  at {src}:{}", marked_line("helper")),
-        format!("  entry  at {src}:{}", marked_line("entry")),
+        format!("  app::helper  at {short}:{}", marked_line("helper")),
+        format!("  entry  at {short}:{}", marked_line("entry")),
     ];
     let mut at = 0;
     for w in &want {
@@ -251,8 +254,7 @@ const BEYOND: &str = "2147483632";
 #[test]
 fn trap_frames_of_a_rust_wasm_module_have_file_and_line() {
     let Some(wasm) = module() else { return };
-    let src = source();
-    let src = src.to_str().unwrap();
+    let src = "tests/wasm/app.rs";
     let o = clew(&["run", wasm.to_str().unwrap(), "--invoke", "crash", BEYOND]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
