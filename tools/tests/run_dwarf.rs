@@ -4,6 +4,9 @@
 //! function (inlined callers included): the lines marked `// at:` in the source, and
 //! what llvm-symbolizer says for the same code offsets of the same module.
 //!
+//! Damaged DWARF (bytes flipped in the custom sections, truncated modules, random
+//! bytes) is read without a panic, and every lookup over it answers.
+//!
 //! Needs the `wasm32-unknown-unknown` target (`.ci/run` installs it) and
 //! llvm-symbolizer; in CI a missing one fails the test.
 
@@ -11,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use clew::wasm_dwarf::WasmDwarf;
+use proptest::prelude::*;
 use serde_json::Value;
 
 fn clew(args: &[&str]) -> Output {
@@ -284,4 +289,57 @@ fn trap_frames_of_a_rust_wasm_module_have_file_and_line() {
     assert_eq!(frames.len(), 2, "{trap}");
     agree_with_llvm(wasm, &frames);
     assert_eq!(events.last().unwrap()["status"], 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn damaged_dwarf_is_read_without_panics(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..), 1..24),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let Some(wasm) = module() else { return Ok(()) };
+        let mut bytes = std::fs::read(wasm).unwrap();
+        // The DWARF sections follow the code section: damage only them.
+        let code = code_section_start(&bytes) as usize;
+        for (i, x) in flips {
+            let at = code + i.index(bytes.len() - code);
+            bytes[at] ^= x;
+        }
+        if let Ok(Some(dwarf)) = WasmDwarf::parse(&bytes) {
+            for offset in 0..bytes.len() as u32 + 8 {
+                let _ = dwarf.frames(offset);
+            }
+        }
+        let n = cut.index(bytes.len());
+        if let Ok(Some(dwarf)) = WasmDwarf::parse(&bytes[..n]) {
+            let _ = dwarf.frames(code as u32 + 3);
+        }
+    }
+
+    #[test]
+    fn random_bytes_are_no_module_or_an_error(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let mut with_header = b"\0asm\x01\0\0\0".to_vec();
+        with_header.extend_from_slice(&bytes);
+        for input in [&bytes[..], &with_header[..]] {
+            if let Ok(Some(dwarf)) = WasmDwarf::parse(input) {
+                let _ = dwarf.frames(0);
+            }
+        }
+    }
+}
+
+#[test]
+fn modules_without_dwarf_have_none() {
+    // A module from the text format: a code section, no .debug_info.
+    let wasm = b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x03\x02\x01\0\x0a\x04\x01\x02\0\x0b";
+    assert!(WasmDwarf::parse(wasm).unwrap().is_none());
+    assert!(WasmDwarf::parse(b"\0asm\x01\0\0\0").unwrap().is_none());
+    assert!(WasmDwarf::parse(b"not wasm").is_err());
+    let Some(wasm) = module() else { return };
+    let dwarf = WasmDwarf::parse(&std::fs::read(wasm).unwrap())
+        .unwrap()
+        .expect("DWARF");
+    assert!(dwarf.frames(0).is_empty(), "offset 0 is the module header");
 }
