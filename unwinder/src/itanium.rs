@@ -159,7 +159,7 @@ pub fn find_fde_address(pc: usize) -> Option<(u64, u64)> {
     {
         let guard = crate::global().pin();
         if let Some((module, entry)) = guard.find_fde(pc) {
-            let fde = module.eh_frame().as_ptr() as u64 + u64::from(entry.offset);
+            let fde = module.eh_frame_start() as u64 + u64::from(entry.offset);
             let start = module.text().start as u64 + u64::from(entry.start);
             return Some((fde, start));
         }
