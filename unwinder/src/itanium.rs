@@ -295,10 +295,12 @@ fn walk(
         }
     };
     let mut frames = unwinder.frames(regs, false, &mem, rules);
-    // The entry point's own frame.
-    match frames.next() {
-        Some(Ok(f)) if f.cfa.is_some() => {}
-        _ => return Err(URC_FATAL_PHASE1_ERROR),
+    // The entry point's own frame (through its cached rule when it has one).
+    if frames.step_cached().is_none() {
+        match frames.next() {
+            Some(Ok(f)) if f.cfa.is_some() => {}
+            _ => return Err(URC_FATAL_PHASE1_ERROR),
+        }
     }
     // `ctx.regs` holds the registers of the frame to visit next: copied from the
     // iterator after a frame it stepped, stepped in place by `walk_cached`.

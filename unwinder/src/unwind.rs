@@ -352,9 +352,12 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
     /// Walks on through cached compact rules, on registers the caller keeps inside `ctx`
     /// (`regs(ctx)`, equal to this iterator's registers on entry): for each frame,
     /// `visit(ctx, cfa)` sees the frame's registers and CFA, then the walk steps past it.
-    /// Returns when `visit` breaks, or when a frame needs the general path (`next`);
-    /// the iterator then stands where the walk stopped, its registers copied from
-    /// `regs(ctx)` once (not per frame).
+    /// `visit` is meant to read the registers (a trace callback): should it change
+    /// them, the walk goes on from the changed ones, except the PC and stack pointer,
+    /// which it keeps in locals.
+    /// Returns when `visit` breaks (the walk is then over: `next` yields nothing more),
+    /// or when a frame needs the general path (`next`); the iterator then stands where
+    /// the walk stopped, its registers copied from `regs(ctx)` once (not per frame).
     ///
     /// This is the Itanium `_Unwind_Backtrace` loop: depth, last CFA and the cache stay
     /// in registers, each frame's rule comes from the cache's path (one compare), and
@@ -375,27 +378,40 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
         let mem = self.mem;
         let max_depth = self.unwinder.max_depth;
         let (mut depth, mut last_cfa) = (self.depth, self.last_cfa);
+        // The PC and SP stay in locals too (the context gets them stored, but the next
+        // frame does not wait to load them back).
+        let (mut pc, mut sp) = {
+            let r = regs(ctx);
+            (r.pc(), r.sp())
+        };
         let flow = loop {
             if depth >= max_depth {
                 break ControlFlow::Continue(());
             }
-            let r = regs(ctx);
-            let (pc, sp) = (r.pc(), r.sp());
             let Some(lookup) = (pc as usize).checked_sub(1) else {
                 break ControlFlow::Continue(());
             };
-            let (rule, on_path) = match cache.on_path(depth, lookup) {
-                Some(rule) => (*rule, true),
+            if cache.on_path(depth, lookup).is_none() {
+                cache.remember_path(depth, lookup);
+            }
+            let rule = match cache.on_path(depth, lookup) {
+                Some(rule) => rule,
+                // Deeper than the path, or not cached.
                 None => match cache.get(lookup) {
-                    Some((_, rule)) => (*rule, false),
+                    Some((_, rule)) => rule,
                     None => break ControlFlow::Continue(()),
                 },
             };
             if rule.flags & (CompactRule::SIGNAL | CompactRule::RA_UNDEFINED) != 0 {
                 break ControlFlow::Continue(());
             }
-            let Some(base) = r.get(rule.cfa_reg) else {
-                break ControlFlow::Continue(());
+            let base = if rule.cfa_reg == A::SP {
+                sp
+            } else {
+                match regs(ctx).get(rule.cfa_reg) {
+                    Some(v) => v,
+                    None => break ControlFlow::Continue(()),
+                }
             };
             let cfa = base.wrapping_add(rule.cfa_off as i64 as u64);
             if cfa < sp || last_cfa.is_some_and(|last| cfa <= last) {
@@ -406,10 +422,10 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             let Ok(ra) = mem.read_u64(cfa.wrapping_add(rule.ra_off as i64 as u64)) else {
                 break ControlFlow::Continue(());
             };
-            let n_saved = rule.n_saved as usize;
+            let saved_rules = &rule.saved[..rule.n_saved as usize];
             let mut saved = [0u64; crate::rules::MAX_SAVED];
             let mut read_all = true;
-            for (v, &(_, off)) in saved.iter_mut().zip(&rule.saved[..n_saved]) {
+            for (v, &(_, off)) in saved.iter_mut().zip(saved_rules) {
                 match mem.read_u64(cfa.wrapping_add(off as i64 as u64)) {
                     Ok(x) => *v = x,
                     Err(_) => read_all = false,
@@ -421,19 +437,20 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             if let ControlFlow::Break(b) = visit(ctx, cfa) {
                 break ControlFlow::Break(b);
             }
-            if !on_path {
-                cache.remember_path(depth, lookup);
-            }
             let r = regs(ctx);
             r.set_sp(cfa);
-            for (&v, &(reg, _)) in saved.iter().zip(&rule.saved[..n_saved]) {
+            for (&v, &(reg, _)) in saved.iter().zip(saved_rules) {
                 r.set(reg, v);
             }
             r.set_pc(ra);
+            (pc, sp) = (ra, cfa);
             depth += 1;
             last_cfa = Some(cfa);
         };
-        if depth != self.depth {
+        if flow.is_break() {
+            // The visitor ended the walk: nothing to bring up to date.
+            self.state = State::Done;
+        } else if depth != self.depth {
             self.regs = regs(ctx).clone();
             self.depth = depth;
             self.last_cfa = last_cfa;
