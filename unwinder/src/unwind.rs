@@ -131,14 +131,13 @@ impl<'r, A: Arch> Unwinder<'r, A> {
         mem: &'a M,
         cache: Option<&'a mut UnwindCache>,
     ) -> FrameIter<'a, A, M> {
-        let guard = self.registry.pin();
         let mut cache = cache;
         if let Some(c) = cache.as_deref_mut() {
             c.validate(self.registry.generation());
         }
         FrameIter {
             unwinder: self,
-            guard,
+            guard: None,
             regs,
             mem,
             cache,
@@ -171,10 +170,14 @@ enum State {
     Done,
 }
 
-/// An iterator over the frames of one walk. Holds the registry pinned while it lives.
+/// An iterator over the frames of one walk. Holds the registry pinned from the first
+/// frame that looks a module up until it is dropped.
 pub struct FrameIter<'a, A: Arch, M: Memory> {
     unwinder: &'a Unwinder<'a, A>,
-    guard: Guard<'a>,
+    /// Pinned at the first frame that needs the registry: a walk whose rules all come
+    /// from the cache reads nothing the registry frees, and skips the pin's two locked
+    /// instructions.
+    guard: Option<Guard<'a>>,
     regs: A::Regs,
     mem: &'a M,
     cache: Option<&'a mut UnwindCache>,
@@ -391,16 +394,14 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             let Some(lookup) = (pc as usize).checked_sub(1) else {
                 break ControlFlow::Continue(());
             };
-            if cache.on_path(depth, lookup).is_none() {
+            let rule = if let Some(rule) = cache.on_path(depth, lookup) {
+                rule
+            } else {
                 cache.remember_path(depth, lookup);
-            }
-            let rule = match cache.on_path(depth, lookup) {
-                Some(rule) => rule,
-                // Deeper than the path, or not cached.
-                None => match cache.get(lookup) {
+                match cache.get(lookup) {
                     Some((_, rule)) => rule,
                     None => break ControlFlow::Continue(()),
-                },
+                }
             };
             if rule.flags & (CompactRule::SIGNAL | CompactRule::RA_UNDEFINED) != 0 {
                 break ControlFlow::Continue(());
@@ -488,7 +489,11 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             mem: self.mem,
             cache: self.cache.as_deref_mut(),
         };
-        if let Some((module, entry)) = self.guard.find_fde(lookup as usize) {
+        let guard = match &self.guard {
+            Some(g) => g,
+            None => self.guard.insert(self.unwinder.registry.pin()),
+        };
+        if let Some((module, entry)) = guard.find_fde(lookup as usize) {
             let fde = module.parse_fde(entry)?;
             self.fde_info = Some(fde_info(
                 &fde,
