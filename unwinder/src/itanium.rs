@@ -295,11 +295,16 @@ fn walk(
         }
     };
     let mut frames = unwinder.frames(regs, false, &mem, rules);
+    // The entry point's own frame (through its cached rule when it has one).
+    if frames.step_cached().is_none() {
+        match frames.next() {
+            Some(Ok(f)) if f.cfa.is_some() => {}
+            _ => return Err(URC_FATAL_PHASE1_ERROR),
+        }
+    }
     // `ctx.regs` holds the registers of the frame to visit next: copied from the
     // iterator after a frame it stepped, stepped in place by `walk_cached`.
-    let mut ctx = UnwindContext::new(regs, 0, false, None);
-    // The entry point's own frame is stepped over, not visited.
-    let mut entry = true;
+    let mut ctx = UnwindContext::new(*frames.registers(), 0, false, None);
     loop {
         // A backtrace (no FDE details needed) takes the cached-rule path where it can:
         // each frame is visited, then stepped.
@@ -308,10 +313,6 @@ fn walk(
                 &mut ctx,
                 |c| &mut c.regs,
                 |c, cfa| {
-                    if entry {
-                        entry = false;
-                        return ControlFlow::Continue(());
-                    }
                     c.cfa = cfa;
                     c.exact_pc = false;
                     c.info = None;
@@ -325,15 +326,6 @@ fn walk(
             if let ControlFlow::Break(r) = flow {
                 return r;
             }
-        }
-        if entry {
-            match frames.next() {
-                Some(Ok(f)) if f.cfa.is_some() => {}
-                _ => return Err(URC_FATAL_PHASE1_ERROR),
-            }
-            entry = false;
-            ctx.regs = *frames.registers();
-            continue;
         }
         match frames.next() {
             Some(Ok(frame)) => {

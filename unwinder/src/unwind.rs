@@ -382,11 +382,10 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
         let max_depth = self.unwinder.max_depth;
         let (mut depth, mut last_cfa) = (self.depth, self.last_cfa);
         // The PC and SP stay in locals too (the context gets them stored, but the next
-        // frame does not wait to load them back).
-        let (mut pc, mut sp) = {
-            let r = regs(ctx);
-            (r.pc(), r.sp())
-        };
+        // frame does not wait to load them back). The first ones come from the
+        // iterator's copy (equal by contract): `regs(ctx)` was usually just copied
+        // with wide stores that a narrow load cannot be forwarded from.
+        let (mut pc, mut sp) = (self.regs.pc(), self.regs.sp());
         let flow = loop {
             if depth >= max_depth {
                 break ControlFlow::Continue(());
