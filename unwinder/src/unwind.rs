@@ -251,21 +251,46 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
 
     /// Writes the PCs of the remaining frames into `buf` and returns how many. Stops at
     /// the end of the stack, an error, or a full buffer. Frames whose compact rule is in
-    /// the cache take a short path that builds no [`Frame`]: the warm backtrace.
+    /// the cache take [`FrameIter::walk_cached`], which builds no [`Frame`]: the warm
+    /// backtrace.
     pub fn collect_pcs(mut self, buf: &mut [usize]) -> usize {
-        let mut n = 0;
-        while n < buf.len() {
-            let pc = match self.step_cached() {
-                Some(pc) => pc,
-                None => match self.next() {
-                    Some(Ok(frame)) => frame.pc,
-                    _ => break,
-                },
-            };
-            buf[n] = pc as usize;
-            n += 1;
+        struct Out<'b, R> {
+            regs: R,
+            buf: &'b mut [usize],
+            n: usize,
         }
-        n
+        let mut out = Out {
+            regs: self.regs.clone(),
+            buf,
+            n: 0,
+        };
+        while out.n < out.buf.len() {
+            let flow = self.walk_cached(
+                &mut out,
+                |o| &mut o.regs,
+                |o, _cfa| {
+                    o.buf[o.n] = o.regs.pc() as usize;
+                    o.n += 1;
+                    if o.n < o.buf.len() {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                },
+            );
+            if flow.is_break() {
+                break;
+            }
+            match self.next() {
+                Some(Ok(frame)) => {
+                    out.buf[out.n] = frame.pc as usize;
+                    out.n += 1;
+                    out.regs = self.regs.clone();
+                }
+                _ => break,
+            }
+        }
+        out.n
     }
 
     /// The CFA of the frame yielded (or stepped over) last.
