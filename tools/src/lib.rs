@@ -4,5 +4,6 @@
 pub mod demo;
 pub mod eh_frame;
 pub mod jit;
+pub mod qemu;
 pub mod run;
 pub mod symbolize;

@@ -61,7 +61,7 @@ unsafe impl GlobalAlloc for Heap {
         };
         let mut h = self.0.lock();
         let head = h.free[class];
-        if head != 0 && head % layout.align() == 0 {
+        if head != 0 && head.is_multiple_of(layout.align()) {
             // SAFETY: a free block of this class; its first word links the list.
             h.free[class] = unsafe { *(head as *const usize) };
             return head as *mut u8;
