@@ -4,9 +4,16 @@
 //! functions holding `Drop` guards, catches the panic with clew's catch point and prints
 //! the backtrace, symbolized from its own ELF file (which QEMU loads next to it).
 //!
+//! Then it runs Wasm under Wasmtime 48's no_std runtime: MODULE (`.wat`/`.wasm`, else an
+//! embedded demo) is precompiled here for `x86_64-unknown-none` with the settings the
+//! kernel's engine uses ([`precompile`]), loaded into guest RAM next to the kernel, and
+//! the kernel registers its JIT code with clew and calls the exports (`--invoke`, comma
+//! separated): host functions `clew.backtrace/panic/trace/breakpoint` as in `clew run`.
+//!
 //! Exit status: 0 when the kernel ran every check and said so (its marker line and the
 //! debug-exit device's success status), 1 when it reported a failure, crashed or timed
-//! out, 2 when the kernel could not be built or QEMU could not be started.
+//! out, or when an export of a user's MODULE trapped or panicked (as `clew run`), 2 for a
+//! bad module, or when the kernel could not be built or QEMU could not be started.
 
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader, Write};
@@ -41,9 +48,49 @@ pub const QEMU_FAILURE: i32 = 3;
 /// its heap.
 const BLOBS_AT: u64 = 256 << 20;
 
-/// `clew qemu [OPTIONS]`
+/// The embedded demo module: nested calls into `clew.backtrace` (`main`), into
+/// `clew.panic` (`explode`), and into a trap (`trap`).
+pub const DEMO: &str = r#"
+(module $demo
+  (import "clew" "backtrace" (func $backtrace))
+  (import "clew" "trace" (func $trace (param i32 i64)))
+  (import "clew" "panic" (func $panic (param i32)))
+  (func $main (export "main") (result i32)
+    (call $trace (i32.const 1) (i64.const 42))
+    (call $outer (i32.const 3)))
+  (func $outer (param i32) (result i32)
+    (call $middle (local.get 0))
+    (i32.add (i32.const 1)))
+  (func $middle (param i32) (result i32)
+    (call $inner (local.get 0))
+    (i32.mul (i32.const 2)))
+  (func $inner (param i32) (result i32)
+    (call $backtrace)
+    (local.get 0))
+  (func $explode (export "explode")
+    (call $explode_middle (i32.const 7)))
+  (func $explode_middle (param i32)
+    (call $explode_inner (local.get 0)))
+  (func $explode_inner (param i32)
+    (call $panic (local.get 0)))
+  (func $trap (export "trap") (result i32)
+    (call $trap_inner (i32.const 0)))
+  (func $trap_inner (param i32) (result i32)
+    (i32.div_u (i32.const 1) (local.get 0))))
+"#;
+
+/// The exports the demo's run calls.
+pub const DEMO_EXPORTS: &str = "main,explode,trap";
+
+/// `clew qemu [OPTIONS] [MODULE]`
 #[derive(Args, Debug)]
 pub struct QemuArgs {
+    /// The module (`.wat` or `.wasm`) the kernel runs; the embedded demo when omitted.
+    pub module: Option<PathBuf>,
+    /// The exported functions to call, comma separated (default: the demo's
+    /// `main,explode,trap`, else `main`). Parameters get zeros.
+    #[arg(long)]
+    pub invoke: Option<String>,
     /// Boot this kernel ELF instead of building tools/kernel.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -54,6 +101,32 @@ pub struct QemuArgs {
 
 /// Runs `clew qemu`; returns the exit status.
 pub fn run(args: &QemuArgs, out: &mut dyn Write) -> i32 {
+    let source = match &args.module {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = writeln!(out, "clew qemu: reading {}: {e}", p.display());
+                return 2;
+            }
+        },
+        None => DEMO.as_bytes().to_vec(),
+    };
+    let cwasm = match precompile(&source) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(out, "clew qemu: compiling the module: {e:#}");
+            return 2;
+        }
+    };
+    let invoke = match (&args.invoke, &args.module) {
+        (Some(i), _) => i.clone(),
+        (None, None) => DEMO_EXPORTS.to_owned(),
+        (None, Some(_)) => "main".to_owned(),
+    };
+    if invoke.is_empty() || invoke.contains(char::is_whitespace) {
+        let _ = writeln!(out, "clew qemu: bad --invoke {invoke:?}");
+        return 2;
+    }
     let kernel = match &args.kernel {
         Some(k) => k.clone(),
         None => match build_kernel() {
@@ -64,8 +137,25 @@ pub fn run(args: &QemuArgs, out: &mut dyn Write) -> i32 {
             }
         },
     };
-    match boot(&kernel, args.timeout, out) {
-        Ok(status) => status,
+    let dir = std::env::temp_dir().join(format!("clew-qemu-{}", std::process::id()));
+    let cwasm_file = dir.join("module.cwasm");
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&cwasm_file, &cwasm))
+    {
+        let _ = writeln!(out, "clew qemu: writing {}: {e}", cwasm_file.display());
+        return 2;
+    }
+    let wasm = Wasm {
+        cwasm: &cwasm_file,
+        invoke: &invoke,
+    };
+    let status = boot(&kernel, Some(&wasm), args.timeout, out);
+    let _ = std::fs::remove_dir_all(&dir);
+    match status {
+        Ok(Boot {
+            status: 0,
+            reported,
+        }) if reported && args.module.is_some() => 1,
+        Ok(b) => b.status,
         Err(e) => {
             let _ = writeln!(out, "clew qemu: {e:#}");
             2
@@ -111,15 +201,73 @@ pub fn build_kernel() -> Result<PathBuf> {
     Ok(elf)
 }
 
+/// Precompiles a module (`.wat` text or `.wasm` binary) for the kernel's Wasmtime: target
+/// `x86_64-unknown-none`, SSE3–SSE4.2 (the kernel checks them with `cpuid`; QEMU's
+/// `-cpu max` has them), and the tunables of the kernel's engine (tools/kernel/src/wasm):
+/// no virtual memory (no reservation, no guard pages, no growth reservation, no
+/// copy-on-write memory images) and explicit bounds and trap checks instead of signals;
+/// no GC proposals (the kernel's Wasmtime has no `gc` feature).
+/// `Module::deserialize` in the kernel refuses a module whose settings differ.
+pub fn precompile(source: &[u8]) -> Result<Vec<u8>> {
+    let mut config = wasmtime::Config::new();
+    config
+        .target(KERNEL_TARGET)
+        .map_err(crate::jit::wasmtime::wasmtime_error)?
+        .memory_reservation(0)
+        .memory_guard_size(0)
+        .memory_reservation_for_growth(0)
+        .memory_init_cow(false)
+        .signals_based_traps(false)
+        // The kernel's Wasmtime is built without the `gc` feature.
+        .wasm_gc(false)
+        .wasm_function_references(false)
+        .wasm_exceptions(false)
+        .wasm_stack_switching(false)
+        .gc_support(false);
+    for flag in ["has_sse3", "has_ssse3", "has_sse41", "has_sse42"] {
+        // SAFETY: the kernel's engine checks these against `cpuid` before running code.
+        unsafe { config.cranelift_flag_enable(flag) };
+    }
+    let engine = wasmtime::Engine::new(&config).map_err(crate::jit::wasmtime::wasmtime_error)?;
+    engine
+        .precompile_module(source)
+        .map_err(crate::jit::wasmtime::wasmtime_error)
+}
+
+/// A precompiled module for the kernel to run, and the exports to call.
+pub struct Wasm<'a> {
+    pub cwasm: &'a Path,
+    pub invoke: &'a str,
+}
+
+/// How a boot ended.
+pub struct Boot {
+    /// `clew qemu`'s exit status.
+    pub status: i32,
+    /// Whether the kernel reported a wasm trap or a caught panic.
+    pub reported: bool,
+}
+
 /// The QEMU command line booting `kernel`: PVH (`-kernel` with an ELF that has a
 /// `XEN_ELFNOTE_PHYS32_ENTRY` note), COM1 on stdout, the debug-exit device, no reboot
 /// on a triple fault, and the kernel's ELF file loaded raw at [`BLOBS_AT`] for its
 /// symbolizer (its place on the command line).
-pub fn qemu_command(kernel: &Path, timeout: u64) -> Result<Command> {
+pub fn qemu_command(kernel: &Path, wasm: Option<&Wasm<'_>>, timeout: u64) -> Result<Command> {
     let elf_len = std::fs::metadata(kernel)
         .with_context(|| format!("reading {}", kernel.display()))?
         .len();
-    let end = BLOBS_AT + elf_len;
+    let mut end = BLOBS_AT + elf_len;
+    let mut append = format!("clew.elf={BLOBS_AT:#x},{elf_len}");
+    let mut loaders = vec![loader(kernel, BLOBS_AT)?];
+    if let Some(w) = wasm {
+        let len = std::fs::metadata(w.cwasm)
+            .with_context(|| format!("reading {}", w.cwasm.display()))?
+            .len();
+        let at = end.next_multiple_of(2 << 20);
+        loaders.push(loader(w.cwasm, at)?);
+        append += &format!(" clew.cwasm={at:#x},{len} clew.invoke={}", w.invoke);
+        end = at + len;
+    }
     // RAM for the kernel, its heap below the blobs, and the blobs.
     let ram_mib = (end >> 20) + 64;
     let mut cmd = Command::new("timeout");
@@ -139,11 +287,11 @@ pub fn qemu_command(kernel: &Path, timeout: u64) -> Result<Command> {
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ])
         .arg("-kernel")
-        .arg(kernel)
-        .arg("-device")
-        .arg(loader(kernel, BLOBS_AT)?)
-        .arg("-append")
-        .arg(format!("clew.elf={BLOBS_AT:#x},{elf_len}"));
+        .arg(kernel);
+    for l in loaders {
+        cmd.arg("-device").arg(l);
+    }
+    cmd.arg("-append").arg(append);
     Ok(cmd)
 }
 
@@ -162,23 +310,30 @@ fn loader(file: &Path, addr: u64) -> Result<String> {
 
 /// Boots `kernel`, relays its console line by line, and maps QEMU's exit to `clew
 /// qemu`'s status.
-pub fn boot(kernel: &Path, timeout: u64, out: &mut dyn Write) -> Result<i32> {
-    let mut child = qemu_command(kernel, timeout)?
+pub fn boot(
+    kernel: &Path,
+    wasm: Option<&Wasm<'_>>,
+    timeout: u64,
+    out: &mut dyn Write,
+) -> Result<Boot> {
+    let mut child = qemu_command(kernel, wasm, timeout)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
         .context("starting qemu-system-x86_64 (Debian: apt-get install qemu-system-x86)")?;
-    let mut marker = false;
+    let (mut marker, mut reported) = (false, false);
     let stdout = child.stdout.take().expect("piped");
     for line in BufReader::new(stdout).split(b'\n') {
         let line = line.context("reading the kernel's console")?;
         let line = String::from_utf8_lossy(&line);
         let line = line.trim_end_matches('\r');
         marker |= line == MARKER;
+        reported |= line.starts_with("clew-kernel: wasm: ")
+            && (line.contains(" trapped: ") || line.contains(": caught panic from "));
         writeln!(out, "{line}")?;
     }
     let status = child.wait().context("waiting for QEMU")?;
-    Ok(match status.code() {
+    let status = match status.code() {
         Some(QEMU_SUCCESS) if marker => 0,
         Some(QEMU_SUCCESS) => {
             writeln!(out, "clew qemu: the kernel exited without its marker line")?;
@@ -206,5 +361,6 @@ pub fn boot(kernel: &Path, timeout: u64, out: &mut dyn Write) -> Result<i32> {
             writeln!(out, "clew qemu: QEMU exited with {other:?}")?;
             1
         }
-    })
+    };
+    Ok(Boot { status, reported })
 }

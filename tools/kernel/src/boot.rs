@@ -73,12 +73,16 @@ impl BootInfo {
         })
     }
 
+    /// The value of a `key=VALUE` command-line argument.
+    pub fn arg(&self, key: &str) -> Option<&'static str> {
+        self.cmdline
+            .split_ascii_whitespace()
+            .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))
+    }
+
     /// The `ADDR,LEN` range of a `key=ADDR,LEN` command-line argument (hex or decimal).
     pub fn range_arg(&self, key: &str) -> Option<Range<usize>> {
-        let value = self
-            .cmdline
-            .split_ascii_whitespace()
-            .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))?;
+        let value = self.arg(key)?;
         let (addr, len) = value.split_once(',')?;
         let (addr, len) = (number(addr)?, number(len)?);
         Some(addr..addr.checked_add(len)?)

@@ -10,7 +10,7 @@ use crate::println;
 static DROPS: AtomicUsize = AtomicUsize::new(0);
 
 /// A guard whose `Drop` reports that it ran during unwinding.
-struct Guard(&'static str);
+pub struct Guard(pub &'static str);
 
 impl Drop for Guard {
     fn drop(&mut self) {

@@ -15,6 +15,7 @@ pub mod heap;
 pub mod image;
 pub mod runtime;
 pub mod serial;
+pub mod wasm;
 
 /// The line a successful run ends with (the host test looks for it).
 pub const MARKER: &str = "CLEW-KERNEL: ALL CHECKS PASSED";
@@ -30,10 +31,12 @@ pub fn main(start_info: usize) -> ! {
     };
     println!("clew-kernel: command line: {:?}", info.cmdline);
     let elf = info.range_arg("clew.elf");
+    let cwasm = info.range_arg("clew.cwasm");
     // The heap: the RAM after the kernel, up to the first blob QEMU loaded.
     let kernel = image::kernel_range();
     let heap_start = kernel.end.next_multiple_of(2 << 20);
-    let heap_end = [elf.as_ref().map(|r| r.start)]
+    let heap_end = [elf.as_ref(), cwasm.as_ref()]
+        .map(|r| r.map(|r| r.start))
         .into_iter()
         .flatten()
         .filter(|&a| a >= heap_start)
@@ -59,6 +62,15 @@ pub fn main(start_info: usize) -> ! {
 
     if !demo::run() {
         fail("native demo");
+    }
+    if let Some(r) = cwasm {
+        // SAFETY: QEMU loaded the precompiled module there; nothing writes to it.
+        let bytes = unsafe { core::slice::from_raw_parts(r.start as *const u8, r.len()) };
+        let exports = info.arg("clew.invoke").unwrap_or("main");
+        let exports: alloc::vec::Vec<&str> = exports.split(',').collect();
+        if !wasm::run(bytes, &exports) {
+            fail("wasm");
+        }
     }
     println!("{MARKER}");
     exit::success()

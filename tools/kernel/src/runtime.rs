@@ -57,6 +57,21 @@ pub struct PanicTrace {
     pub len: usize,
 }
 
+impl PanicTrace {
+    pub const fn new() -> Self {
+        PanicTrace {
+            pcs: [(0, FrameKind::Unknown); MAX_FRAMES],
+            len: 0,
+        }
+    }
+}
+
+impl Default for PanicTrace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The one panic in flight (the demo kernel runs on one CPU): its exception object and
 /// its backtrace.
 struct PanicSlot {
@@ -70,10 +85,7 @@ unsafe impl Sync for PanicSlot {}
 
 static SLOT: PanicSlot = PanicSlot {
     exception: UnsafeCell::new(Exception::new(Payload::new())),
-    trace: UnsafeCell::new(PanicTrace {
-        pcs: [(0, FrameKind::Unknown); MAX_FRAMES],
-        len: 0,
-    }),
+    trace: UnsafeCell::new(PanicTrace::new()),
 };
 
 /// The backtrace of the last panic.
@@ -117,7 +129,7 @@ fn on_panic(info: &PanicInfo<'_>) -> ! {
 /// Walks the current stack into `trace` through clew's registry, falling back to the
 /// frame pointer for frames without CFI (the precompiled libcore's).
 #[inline(never)]
-fn capture(trace: &mut PanicTrace) {
+pub fn capture(trace: &mut PanicTrace) {
     let regs = Regs::capture();
     // SAFETY: the kernel trusts its own stack.
     let mem = unsafe { LiveMemory::unchecked() };
@@ -155,10 +167,16 @@ pub unsafe extern "C" fn rust_eh_personality(
 /// Called at the end of every cleanup landing pad (LLVM's `resume`): continues phase 2
 /// from the frame that called it.
 ///
+/// `extern "C-unwind"`, not `"C"`: rustc marks `extern "C"` definitions `nounwind`, and
+/// LLVM then leaves calls to them out of the LSDA's call-site table in every function of
+/// the same LLVM module (generic code instantiated in this crate, such as Wasmtime's
+/// host-call glue). The personality, asked about the landing pad's own frame when the
+/// unwind resumes, would find its PC in no call site and answer "terminate".
+///
 /// # Safety
 /// Called by a landing pad with the exception being unwound.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn _Unwind_Resume(exc: *mut UnwindException) -> ! {
+pub unsafe extern "C-unwind" fn _Unwind_Resume(exc: *mut UnwindException) -> ! {
     let regs = Regs::capture();
     // SAFETY: `regs` were captured in this entry point's frame.
     let code = unsafe { itanium::resume(regs, exc) };
