@@ -91,6 +91,9 @@ pub struct QemuArgs {
     /// `main,explode,trap`, else `main`). Parameters get zeros.
     #[arg(long)]
     pub invoke: Option<String>,
+    /// Also save the kernel's post-mortem dump (its COM2 output) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
     /// Boot this kernel ELF instead of building tools/kernel.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -148,8 +151,25 @@ pub fn run(args: &QemuArgs, out: &mut dyn Write) -> i32 {
         cwasm: &cwasm_file,
         invoke: &invoke,
     };
-    let status = boot(&kernel, Some(&wasm), args.timeout, out);
+    let dump_file = dir.join("dump.bin");
+    let status = boot(&kernel, Some(&wasm), Some(&dump_file), args.timeout, out);
+    let dumped = std::fs::read(&dump_file).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some(path) = &args.dump
+        && let Err(e) = std::fs::write(path, &dumped)
+    {
+        let _ = writeln!(
+            out,
+            "clew qemu: writing the dump to {}: {e}",
+            path.display()
+        );
+        return 2;
+    }
+    if !dumped.is_empty()
+        && let Err(e) = report_dump(&dumped, &kernel, out)
+    {
+        let _ = writeln!(out, "clew qemu: the dump: {e:#}");
+    }
     match status {
         Ok(Boot {
             status: 0,
@@ -252,7 +272,12 @@ pub struct Boot {
 /// `XEN_ELFNOTE_PHYS32_ENTRY` note), COM1 on stdout, the debug-exit device, no reboot
 /// on a triple fault, and the kernel's ELF file loaded raw at [`BLOBS_AT`] for its
 /// symbolizer (its place on the command line).
-pub fn qemu_command(kernel: &Path, wasm: Option<&Wasm<'_>>, timeout: u64) -> Result<Command> {
+pub fn qemu_command(
+    kernel: &Path,
+    wasm: Option<&Wasm<'_>>,
+    dump: Option<&Path>,
+    timeout: u64,
+) -> Result<Command> {
     let elf_len = std::fs::metadata(kernel)
         .with_context(|| format!("reading {}", kernel.display()))?
         .len();
@@ -288,6 +313,10 @@ pub fn qemu_command(kernel: &Path, wasm: Option<&Wasm<'_>>, timeout: u64) -> Res
         ])
         .arg("-kernel")
         .arg(kernel);
+    if let Some(d) = dump {
+        // The second -serial is COM2, where the kernel writes its post-mortem dump.
+        cmd.arg("-serial").arg(format!("file:{}", d.display()));
+    }
     for l in loaders {
         cmd.arg("-device").arg(l);
     }
@@ -313,10 +342,11 @@ fn loader(file: &Path, addr: u64) -> Result<String> {
 pub fn boot(
     kernel: &Path,
     wasm: Option<&Wasm<'_>>,
+    dump: Option<&Path>,
     timeout: u64,
     out: &mut dyn Write,
 ) -> Result<Boot> {
-    let mut child = qemu_command(kernel, wasm, timeout)?
+    let mut child = qemu_command(kernel, wasm, dump, timeout)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -363,4 +393,83 @@ pub fn boot(
         }
     };
     Ok(Boot { status, reported })
+}
+
+/// Decodes the kernel's post-mortem dump and prints its cause and backtrace: kernel
+/// frames named from the kernel's ELF file, JIT frames from the function names the dump
+/// carries (the host has no file for them).
+pub fn report_dump(bytes: &[u8], kernel: &Path, out: &mut dyn Write) -> Result<()> {
+    let decoded = clew_tracer::decode::decode(bytes);
+    let dump = &decoded.dump;
+    writeln!(
+        out,
+        "clew qemu: post-mortem dump: {} bytes, {} records, {} problems",
+        bytes.len(),
+        dump.records,
+        decoded.problems.len()
+    )?;
+    for p in &decoded.problems {
+        writeln!(out, "clew qemu: dump problem: {p:?}")?;
+    }
+    if let Some(clew_tracer::decode::DumpCause::Panic {
+        message,
+        file,
+        line,
+        ..
+    }) = &dump.cause
+    {
+        writeln!(
+            out,
+            "clew qemu: dump cause: panic {message:?} at {file}:{line}"
+        )?;
+    }
+    let jit: Vec<_> = dump
+        .modules
+        .iter()
+        .filter(|m| !m.symbols.is_empty())
+        .collect();
+    for m in &jit {
+        writeln!(
+            out,
+            "clew qemu: dump module {:?}: text {:#x}..{:#x}, {} symbols, .eh_frame {}",
+            m.name,
+            m.text.start,
+            m.text.end,
+            m.symbols.len(),
+            if m.eh_frame.is_some() {
+                "included"
+            } else {
+                "absent"
+            }
+        )?;
+    }
+    let image = clew_symbolizer::host::open(kernel)
+        .with_context(|| format!("opening {}", kernel.display()))?;
+    let Some(task) = dump.tasks.first() else {
+        bail!("the dump holds no task");
+    };
+    writeln!(
+        out,
+        "clew qemu: dump backtrace ({} frames, {} stack bytes):",
+        task.backtrace.len(),
+        task.stack.iter().map(|s| s.bytes.len()).sum::<usize>()
+    )?;
+    for (i, &pc) in task.backtrace.iter().enumerate() {
+        let at = pc.saturating_sub(1);
+        let name = match jit.iter().find(|m| m.text.contains(&at)) {
+            Some(m) => m.symbol(at).map(|s| s.name.clone()),
+            None => image.symbolize(at).ok().and_then(|f| {
+                f.last()?
+                    .function
+                    .as_ref()
+                    .map(|n| n.demangled().to_owned())
+            }),
+        };
+        writeln!(
+            out,
+            "  #{i:<2} {pc:#018x} {}",
+            name.as_deref().unwrap_or("??")
+        )?;
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ extern crate alloc;
 pub mod backtrace;
 pub mod boot;
 pub mod demo;
+pub mod dump;
 pub mod exit;
 pub mod heap;
 pub mod image;

@@ -100,6 +100,7 @@ boot_gdt_ptr:
     .p2align 12
 boot_stack:
     .skip 8 * 1024 * 1024
+    .globl boot_stack_top
 boot_stack_top:
     .text
 "#,

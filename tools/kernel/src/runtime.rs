@@ -120,7 +120,9 @@ fn on_panic(info: &PanicInfo<'_>) -> ! {
         ),
         None => println!("clew-kernel: panicked: {}", payload.message()),
     }
+    let regs = Regs::capture();
     capture(trace);
+    crate::dump::write_if_armed(info, &regs, trace);
     println!("clew-kernel: unwinding ({} frames on the stack)", trace.len);
     // SAFETY: the exception lives in a static.
     unsafe { runtime::begin_panic(exc) }

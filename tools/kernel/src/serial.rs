@@ -23,33 +23,43 @@ unsafe fn inb(port: u16) -> u8 {
     value
 }
 
-/// 115200 baud, 8N1, FIFOs on, interrupts off.
+/// COM1 at 115200 baud, 8N1, FIFOs on, interrupts off.
 pub fn init() {
-    // SAFETY: the standard 16550 initialization sequence on COM1's ports.
+    init_port(COM1);
+}
+
+/// Initializes the 16550 UART at I/O base `port` (COM1 0x3F8, COM2 0x2F8).
+pub fn init_port(port: u16) {
+    // SAFETY: the standard 16550 initialization sequence on the UART's ports.
     unsafe {
-        outb(COM1 + 1, 0x00);
-        outb(COM1 + 3, 0x80);
-        outb(COM1, 0x01);
-        outb(COM1 + 1, 0x00);
-        outb(COM1 + 3, 0x03);
-        outb(COM1 + 2, 0xC7);
-        outb(COM1 + 4, 0x03);
+        outb(port + 1, 0x00);
+        outb(port + 3, 0x80);
+        outb(port, 0x01);
+        outb(port + 1, 0x00);
+        outb(port + 3, 0x03);
+        outb(port + 2, 0xC7);
+        outb(port + 4, 0x03);
+    }
+}
+
+fn put_to(port: u16, byte: u8) {
+    // SAFETY: polling the line status register, then writing the data register. Without
+    // a UART there, the status reads 0xFF ("ready") and the write goes nowhere.
+    unsafe {
+        while inb(port + 5) & 0x20 == 0 {
+            core::hint::spin_loop();
+        }
+        outb(port, byte);
     }
 }
 
 fn put(byte: u8) {
-    // SAFETY: polling the line status register, then writing the data register.
-    unsafe {
-        while inb(COM1 + 5) & 0x20 == 0 {
-            core::hint::spin_loop();
-        }
-        outb(COM1, byte);
-    }
+    put_to(COM1, byte);
 }
 
-/// Writes bytes as they are (the post-mortem dump's binary frames).
-pub fn write_bytes(bytes: &[u8]) {
-    bytes.iter().copied().for_each(put);
+/// Writes bytes as they are to the UART at `port` (the post-mortem dump's frames).
+pub fn write_bytes_to(port: u16, bytes: &[u8]) {
+    bytes.iter().for_each(|&b| put_to(port, b));
 }
 
 /// The console as a `fmt::Write`: `\n` becomes `\r\n`.

@@ -77,17 +77,24 @@ pub fn run(cwasm: &'static [u8], exports: &[&str]) -> bool {
     );
 
     let mut linker = Linker::<()>::new(&engine);
-    let linked = link_host_functions(&mut linker);
-    let mut store = Store::new(&engine, ());
-    let instance = match linked.and_then(|()| linker.instantiate(&mut store, &module)) {
-        Ok(i) => i,
-        Err(e) => {
-            println!("clew-kernel: wasm: instantiating: {e:?}");
-            return false;
-        }
-    };
+    if let Err(e) = link_host_functions(&mut linker) {
+        println!("clew-kernel: wasm: linking the host functions: {e:?}");
+        return false;
+    }
+    // The first panic from here on writes the post-mortem dump (JIT modules included).
+    crate::dump::arm();
     let mut ok = true;
     for export in exports {
+        // A store (and instance) per call: a panic unwound through Wasmtime's frames
+        // leaves the store's record of the last wasm entry and exit stale (see below).
+        let mut store = Store::new(&engine, ());
+        let instance = match linker.instantiate(&mut store, &module) {
+            Ok(i) => i,
+            Err(e) => {
+                println!("clew-kernel: wasm: instantiating: {e:?}");
+                return false;
+            }
+        };
         let Some(func) = instance.get_func(&mut store, export) else {
             println!("clew-kernel: wasm: no exported function {export:?}");
             ok = false;
@@ -97,6 +104,7 @@ pub fn run(cwasm: &'static [u8], exports: &[&str]) -> bool {
         let params: Vec<Val> = ty.params().map(|t| zero(&t)).collect();
         let mut results: Vec<Val> = ty.results().map(|t| zero(&t)).collect();
         println!("clew-kernel: wasm: calling {export}");
+        let tls = platform::tls_snapshot();
         let outcome = clew_unwinder::panic::catch_unwind(|| {
             // Dropped while the panic unwinds out of the JIT frames, on the kernel's side.
             let _guard = Guard("the kernel's call into wasm");
@@ -117,6 +125,12 @@ pub fn run(cwasm: &'static [u8], exports: &[&str]) -> bool {
                 }
             }
             Err(header) => {
+                // Wasmtime calls JIT code through `extern "C"` function pointers, which
+                // rustc assumes never unwind: the frames making those calls have no
+                // cleanup for them, so the unwind skipped Wasmtime's own guards (its TLS
+                // activation, the store's last entry/exit frames). Put the TLS back; the
+                // store is dropped below. (A kernel would end the task's store.)
+                platform::tls_restore(tls);
                 // SAFETY: the header comes from the catch point.
                 let msg = unsafe { runtime::payload(header) }.map(|p| p.message());
                 println!(
@@ -128,10 +142,10 @@ pub fn run(cwasm: &'static [u8], exports: &[&str]) -> bool {
                 ok &= msg.is_some();
             }
         }
+        drop(store);
     }
     // Keep the module registered as long as its code can run: until here.
     let _ = clew_unwinder::global().deregister(handle);
-    drop(store);
     ok
 }
 
@@ -163,6 +177,7 @@ fn link_host_functions(linker: &mut Linker<()>) -> wasmtime::Result<()> {
     })?;
     linker.func_wrap("clew", "trace", |_: Caller<'_, ()>, id: i32, value: i64| {
         println!("clew-kernel: clew.trace(id {id}, value {value})");
+        clew_tracer::record(clew_tracer::EventId::user(id as u16), &[value as u64]);
     })?;
     linker.func_wrap("clew", "breakpoint", |_: Caller<'_, ()>| {
         println!("clew-kernel: clew.breakpoint: no debugger attached, continuing");

@@ -26,6 +26,16 @@ pub extern "C" fn wasmtime_tls_set(slot: usize, ptr: *mut u8) {
     }
 }
 
+/// Both TLS words, to put back after a panic unwound past Wasmtime's guards.
+pub fn tls_snapshot() -> [*mut u8; 2] {
+    [wasmtime_tls_get(0), wasmtime_tls_get(1)]
+}
+
+pub fn tls_restore(saved: [*mut u8; 2]) {
+    wasmtime_tls_set(0, saved[0]);
+    wasmtime_tls_set(1, saved[1]);
+}
+
 /// The kernel's memory is identity-mapped read-write-execute (no NX bit is set in the
 /// boot page tables), so publishing code only needs the x86 guarantee that stores are
 /// seen by later instruction fetches on this CPU (true after a serializing event; the
