@@ -123,9 +123,32 @@ fn on_panic(info: &PanicInfo<'_>) -> ! {
     let regs = Regs::capture();
     capture(trace);
     crate::dump::write_if_armed(info, &regs, trace);
+    print_raw(trace);
     println!("clew-kernel: unwinding ({} frames on the stack)", trace.len);
     // SAFETY: the exception lives in a static.
     unsafe { runtime::begin_panic(exc) }
+}
+
+/// The panic-time backtrace, without allocating: JIT frames named from the registry's
+/// symbol maps, the others by address (named after the catch, by the symbolizer).
+fn print_raw(trace: &PanicTrace) {
+    println!("clew-kernel: panic backtrace (JIT frames named from clew's registry):");
+    let guard = clew_unwinder::global().pin();
+    for (i, &(pc, _)) in trace.pcs[..trace.len].iter().enumerate() {
+        let at = pc as usize - 1;
+        match guard.find_module(at) {
+            Some(m) => match m.symbols().lookup(at) {
+                Some(hit) => println!(
+                    "  #{i:<2} {pc:#018x} {}+{:#x} ({})",
+                    hit.name,
+                    hit.offset,
+                    m.name()
+                ),
+                None => println!("  #{i:<2} {pc:#018x} ({})", m.name()),
+            },
+            None => println!("  #{i:<2} {pc:#018x} (no registered module)"),
+        }
+    }
 }
 
 /// Walks the current stack into `trace` through clew's registry, falling back to the
