@@ -16,11 +16,12 @@
 //! kernel with its own personality. Nothing here allocates or takes a lock.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::x86_64::Regs;
 use crate::unwind::FdeInfo;
 use crate::{FrameKind, LiveMemory, ModuleProvider, Native, Registers, UnwindCache, Unwinder};
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// `_Unwind_Reason_Code`.
 pub type ReasonCode = c_int;
