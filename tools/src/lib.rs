@@ -1,6 +1,9 @@
 //! Host-side glue of the `clew` binary: the subcommands, and the JIT integrations
 //! (Wasmtime, cranelift-jit) that register their code with clew's registry.
 
+/// `clew qemu`: the demo no_std kernel (tools/kernel) under QEMU.
+pub mod qemu;
+
 pub mod demo;
 pub mod eh_frame;
 pub mod jit;

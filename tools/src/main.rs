@@ -25,6 +25,8 @@ enum Command {
     EhFrame(clew::eh_frame::EhFrameArgs),
     /// Addresses to functions, inlined frames and file:line (addr2line-compatible flags).
     Symbolize(clew::symbolize::SymbolizeArgs),
+    /// Build the demo no_std kernel (tools/kernel), boot it under QEMU and show its console.
+    Qemu(clew::qemu::QemuArgs),
 }
 
 fn main() {
@@ -52,6 +54,7 @@ fn dispatch() -> Result<()> {
             let status = clew::eh_frame::run(&args, &mut std::io::stdout().lock())?;
             std::process::exit(status)
         }
+        Command::Qemu(args) => std::process::exit(clew::qemu::run(&args, &mut std::io::stdout())),
         Command::Symbolize(args) => {
             clew::symbolize::run(&args, &mut clew::symbolize::stdin(), &mut std::io::stdout())
         }

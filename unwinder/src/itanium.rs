@@ -22,6 +22,8 @@ use crate::arch::x86_64::Regs;
 use crate::unwind::FdeInfo;
 use crate::{FrameKind, LiveMemory, ModuleProvider, Native, Registers, UnwindCache, Unwinder};
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 /// `_Unwind_Reason_Code`.
 pub type ReasonCode = c_int;
 pub const URC_NO_REASON: ReasonCode = 0;
@@ -138,8 +140,27 @@ pub fn set_module_provider(provider: &'static dyn ModuleProvider) {
     PROVIDER.call_once(|| provider);
 }
 
+static FRAME_POINTER_FALLBACK: AtomicBool = AtomicBool::new(false);
+
+/// Makes every walk of this module (raising, resuming, forced unwinds, backtraces) and
+/// [`crate::backtrace_unchecked`] unwind frames without CFI through the frame pointer.
+/// For kernels linking a precompiled `libcore` (built with frame pointers but without
+/// `.eh_frame`, as for `x86_64-unknown-none`): its `panic_fmt` sits between every
+/// `panic!` and the panic handler. Such frames restore only rbp, rsp and rip, which is
+/// exact for functions that save no other callee-saved register (libcore's panic entry
+/// points: check with `objdump -d`).
+pub fn set_frame_pointer_fallback(on: bool) {
+    FRAME_POINTER_FALLBACK.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`set_frame_pointer_fallback`] is on.
+pub fn frame_pointer_fallback() -> bool {
+    FRAME_POINTER_FALLBACK.load(Ordering::Relaxed)
+}
+
 fn unwinder() -> Unwinder<'static, Native> {
-    let unwinder = Unwinder::<Native>::new(crate::global());
+    let unwinder = Unwinder::<Native>::new(crate::global())
+        .with_frame_pointer_fallback(frame_pointer_fallback());
     match PROVIDER.get() {
         Some(p) => unwinder.with_provider(*p),
         None => unwinder,

@@ -67,7 +67,8 @@ pub unsafe fn backtrace_unchecked(buf: &mut [usize], cache: Option<&mut UnwindCa
     let regs = arch::x86_64::Regs::capture();
     // SAFETY: the caller promises the stack is sane.
     let mem = unsafe { LiveMemory::unchecked() };
-    let unwinder = Unwinder::<Native>::new(global());
+    let unwinder = Unwinder::<Native>::new(global())
+        .with_frame_pointer_fallback(itanium::frame_pointer_fallback());
     let mut it = unwinder.frames(regs, false, &mem, cache);
     // The first frame is this function itself.
     let _ = it.next();
