@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// The function's arguments (i32, i64, f32 or f64, as its type says).
     #[arg(allow_hyphen_values = true)]
     pub args: Vec<String>,
+    /// On a trap or a host panic, write a post-mortem dump here (`clew decode FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
 }
 
 /// The embedded demo: nested wasm calls into the host, a backtrace through them, then a
@@ -166,6 +169,10 @@ fn run_inner(args: &RunArgs, out: &mut dyn std::io::Write) -> Result<(), Failure
     let mut results = vec![Val::I32(0); ty.results().len()];
 
     install_panic_hook();
+    let armed = crate::run_dump::arm(args.dump.as_deref(), |pcs| {
+        PANIC_PCS.with(|p| *p.borrow_mut() = Some(pcs))
+    })
+    .map_err(bad)?;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         call(&func, &mut store, &vals, &mut results)
     }));
@@ -182,6 +189,7 @@ fn run_inner(args: &RunArgs, out: &mut dyn std::io::Write) -> Result<(), Failure
         }
         Ok(Err(e)) => {
             report_trap(&e, out);
+            armed.trap(&e, &symbolizer, out);
             Err(Failure {
                 status: 1,
                 message: format!("`{name}` trapped"),
@@ -332,8 +340,19 @@ fn report_trap(e: &wasmtime::Error, out: &mut dyn std::io::Write) {
 /// Prints one line per frame (and one per inlined caller): index, PC, JIT/native, module,
 /// function, source location.
 pub fn print_backtrace(pcs: &[usize], sym: &Symbolizer, out: &mut dyn std::io::Write) {
+    print_frames(pcs, false, sym, out)
+}
+
+/// Like [`print_backtrace`] for a backtrace walked from a fault context: its first PC is
+/// the faulting instruction's, symbolized as is (the others are return addresses).
+pub fn print_fault_backtrace(pcs: &[usize], sym: &Symbolizer, out: &mut dyn std::io::Write) {
+    print_frames(pcs, true, sym, out)
+}
+
+fn print_frames(pcs: &[usize], exact_first: bool, sym: &Symbolizer, out: &mut dyn std::io::Write) {
     for (i, &pc) in pcs.iter().enumerate() {
-        let lookup = (pc as u64).saturating_sub(1);
+        let exact = exact_first && i == 0;
+        let lookup = (pc as u64).saturating_sub(u64::from(!exact));
         let s = match sym.symbolize(lookup) {
             Ok(s) => s,
             Err(e) => {

@@ -1,0 +1,591 @@
+//! `clew run`'s failure capture: the registers, stack and clew backtrace of the failing
+//! thread at a wasm trap (from the signal context) or a host panic, and with
+//! `--dump FILE` a post-mortem dump of it (`clew decode FILE` reads it).
+//!
+//! Traps. Wasmtime turns a fault in JIT code (SIGILL for `unreachable`, SIGFPE for a
+//! division by zero, SIGSEGV for an out-of-bounds access) into a `Trap` from its signal
+//! handler, which rewrites the context to resume in its trap handling: by the time
+//! `Func::call` returns the faulting frames are gone. [`arm`] therefore installs a
+//! handler *after* the engine installed Wasmtime's (so this one runs first) that copies
+//! the fault context's registers, a bounded copy of the stack above its stack pointer
+//! and clew's backtrace walked from that context into preallocated static storage (no
+//! allocation, no lock: only the registry's async-signal-safe lookups), then calls the
+//! previous (Wasmtime's) handler. The trap report then shows clew's backtrace at the
+//! fault point, and the dump carries exactly that state.
+//!
+//! Panics. With `--dump`, a panic hook captures the registers and walks the stack in
+//! one frame, and writes the dump from a frame below it, copying the live stack from
+//! the captured stack pointer up: the dump's registers, stack and PCs are consistent, so
+//! `clew decode` re-unwinds the same frames on the host.
+//!
+//! The dump's module map holds every module of clew's registry: the loaded objects (with
+//! their file paths and build-ids, so the host finds the files) and the JIT modules with
+//! their `.eh_frame` and function symbols.
+
+use std::cell::UnsafeCell;
+use std::ffi::CStr;
+use std::fs::File;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use clew_symbolizer::Symbolizer;
+use clew_tracer::dump::{DumpWriter, Summary};
+use clew_tracer::sink::FileSink;
+use clew_tracer::wire::{Bytes, ModuleKind, ModuleRecord, Record, TrapKind};
+use clew_unwinder::arch::x86_64::Regs;
+use clew_unwinder::{LiveMemory, Native, Registry, Unwinder};
+
+/// Most PCs kept of a backtrace.
+pub const MAX_PCS: usize = 256;
+/// Most stack bytes copied above the failing frame's stack pointer.
+pub const MAX_STACK: usize = 128 * 1024;
+
+/// What `clew run` arms before calling into wasm; see the [module docs](self).
+pub struct Armed {
+    dump: bool,
+}
+
+/// The dump file, taken by the first failure that writes it.
+static DUMP_FILE: Mutex<Option<File>> = Mutex::new(None);
+
+/// Readies the capture for the calling thread (the one that calls into wasm): installs
+/// the fault handlers (call after the Wasmtime engine was created), and with `dump`
+/// creates the file and installs a panic hook that writes the dump and hands the
+/// backtrace it captured to `on_panic_pcs` (what `clew run` prints).
+pub fn arm(dump: Option<&Path>, on_panic_pcs: fn(Vec<usize>)) -> Result<Armed, String> {
+    if let Some(path) = dump {
+        let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        *DUMP_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+        clew_tracer::dump::host::prepare();
+        let _ = objects();
+        install_panic_hook(on_panic_pcs);
+    } else {
+        clew_unwinder::os::linux::ensure_loaded_objects();
+    }
+    let [stack, _] = clew_unwinder::os::linux::current_stack_bounds();
+    STACK_START.store(stack.start, Ordering::Relaxed);
+    STACK_END.store(stack.end, Ordering::Relaxed);
+    FAULT.state.store(ARMED, Ordering::Release);
+    install_fault_handlers();
+    Ok(Armed {
+        dump: dump.is_some(),
+    })
+}
+
+impl Armed {
+    /// After a trap: prints clew's backtrace captured at the fault (when the trap came
+    /// from a signal), records a trap event and, with `--dump`, writes the dump.
+    pub fn trap(&self, error: &wasmtime::Error, sym: &Symbolizer, out: &mut dyn std::io::Write) {
+        let fault = take_fault();
+        match fault {
+            Some(f) => {
+                let _ = writeln!(
+                    out,
+                    "clew backtrace at the fault ({}, innermost first):",
+                    signal_name(f.signo)
+                );
+                crate::run::print_fault_backtrace(&f.pcs[..f.n_pcs], sym, out);
+                clew_tracer::modules::trap_event(
+                    TrapKind::Signal(f.signo),
+                    f.regs[16],
+                    f.address(),
+                    f.code as u64,
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "(no fault context: the trap was raised by the runtime, not a signal)"
+                );
+            }
+        }
+        if !self.dump {
+            return;
+        }
+        let Some(file) = DUMP_FILE.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let summary = match fault {
+            Some(f) => write_trap_dump(file, f, &format!("{error:#}")),
+            None => write_requested_dump(file, &format!("wasm trap: {error:#}")),
+        };
+        report_written(&summary, out);
+    }
+}
+
+fn report_written(s: &Summary, out: &mut dyn std::io::Write) {
+    match s.error {
+        None => {
+            let _ = writeln!(
+                out,
+                "dump written: {} records, {} events, {} bytes",
+                s.records, s.events, s.bytes
+            );
+        }
+        Some(e) => eprintln!("clew run: writing the dump: {e}"),
+    }
+}
+
+// ---- the fault handler -------------------------------------------------------------
+
+const IDLE: u8 = 0;
+const ARMED: u8 = 1;
+const CAPTURING: u8 = 2;
+const CAPTURED: u8 = 3;
+
+static STACK_START: AtomicU64 = AtomicU64::new(0);
+static STACK_END: AtomicU64 = AtomicU64::new(0);
+
+/// The state of the thread at a fault, filled by the signal handler.
+pub struct Fault {
+    pub signo: i32,
+    pub code: i32,
+    pub si_addr: u64,
+    /// DWARF order: rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8–r15, rip.
+    pub regs: [u64; 17],
+    pub pcs: [usize; MAX_PCS],
+    pub n_pcs: usize,
+    pub stack_start: u64,
+    pub stack_len: usize,
+    /// The stack went on past the copy.
+    pub truncated: bool,
+    pub stack: [u8; MAX_STACK],
+}
+
+impl Fault {
+    /// The faulting data address, for the signals that have one.
+    pub fn address(&self) -> Option<u64> {
+        matches!(self.signo, libc::SIGSEGV | libc::SIGBUS).then_some(self.si_addr)
+    }
+}
+
+struct FaultSlot {
+    state: AtomicU8,
+    fault: UnsafeCell<Fault>,
+}
+
+// SAFETY: `fault` is written only by the handler that moved `state` from ARMED to
+// CAPTURING, and read only after `state` is CAPTURED (acquire), by `take_fault`.
+unsafe impl Sync for FaultSlot {}
+
+static FAULT: FaultSlot = FaultSlot {
+    state: AtomicU8::new(IDLE),
+    fault: UnsafeCell::new(Fault {
+        signo: 0,
+        code: 0,
+        si_addr: 0,
+        regs: [0; 17],
+        pcs: [0; MAX_PCS],
+        n_pcs: 0,
+        stack_start: 0,
+        stack_len: 0,
+        truncated: false,
+        stack: [0; MAX_STACK],
+    }),
+};
+
+const SIGNALS: [libc::c_int; 4] = [libc::SIGILL, libc::SIGFPE, libc::SIGSEGV, libc::SIGBUS];
+
+struct Previous(UnsafeCell<[libc::sigaction; 4]>);
+// SAFETY: written once per signal by `sigaction` before our handler for it is live (the
+// same call installs it), read only by the handler afterwards.
+unsafe impl Sync for Previous {}
+// SAFETY: an all-zero `sigaction` is a valid value (SIG_DFL, empty mask).
+static PREVIOUS: Previous = Previous(UnsafeCell::new(unsafe { std::mem::zeroed() }));
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+fn install_fault_handlers() {
+    INSTALLED.get_or_init(|| {
+        for (i, &sig) in SIGNALS.iter().enumerate() {
+            // SAFETY: a handler with the SA_SIGINFO signature; the previous action is
+            // stored where the handler reads it, by the same call that installs it.
+            unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_fault as *const () as usize;
+                act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+                libc::sigemptyset(&mut act.sa_mask);
+                let prev = (PREVIOUS.0.get() as *mut libc::sigaction).add(i);
+                libc::sigaction(sig, &act, prev);
+            }
+        }
+    });
+}
+
+/// The handler: capture once (when armed and the fault is on the armed thread's stack),
+/// then hand the signal to the previous handler.
+extern "C" fn on_fault(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    if FAULT
+        .state
+        .compare_exchange(ARMED, CAPTURING, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        // SAFETY: we own the slot (CAPTURING); `info` and `ctx` are the kernel's.
+        let ok = unsafe { capture_fault(&mut *FAULT.fault.get(), signo, info, ctx) };
+        FAULT
+            .state
+            .store(if ok { CAPTURED } else { ARMED }, Ordering::Release);
+    }
+    // SAFETY: forwarding the kernel's arguments to the handler that was installed before.
+    unsafe { chain(signo, info, ctx) }
+}
+
+/// Fills `f` from the signal context. Allocates nothing, takes no lock.
+///
+/// # Safety
+/// `info` and `ctx` are a SA_SIGINFO handler's arguments.
+unsafe fn capture_fault(
+    f: &mut Fault,
+    signo: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) -> bool {
+    // SAFETY: the kernel passes a ucontext_t for SA_SIGINFO handlers.
+    let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+    let g = &uc.uc_mcontext.gregs;
+    let order = [
+        libc::REG_RAX,
+        libc::REG_RDX,
+        libc::REG_RCX,
+        libc::REG_RBX,
+        libc::REG_RSI,
+        libc::REG_RDI,
+        libc::REG_RBP,
+        libc::REG_RSP,
+        libc::REG_R8,
+        libc::REG_R9,
+        libc::REG_R10,
+        libc::REG_R11,
+        libc::REG_R12,
+        libc::REG_R13,
+        libc::REG_R14,
+        libc::REG_R15,
+        libc::REG_RIP,
+    ];
+    let mut regs = Regs::default();
+    for (r, &i) in regs.gpr.iter_mut().zip(&order) {
+        *r = g[i as usize] as u64;
+    }
+    let stack = STACK_START.load(Ordering::Relaxed)..STACK_END.load(Ordering::Relaxed);
+    let sp = regs.gpr[7];
+    if !stack.contains(&sp) {
+        // Another thread's fault, or a stack we do not know: not ours to capture.
+        return false;
+    }
+    f.signo = signo;
+    // SAFETY: `info` is valid for the handler's duration.
+    unsafe {
+        f.code = (*info).si_code;
+        f.si_addr = (*info).si_addr() as u64;
+    }
+    f.regs = regs.gpr;
+    let bounds = [stack.clone()];
+    let mem = LiveMemory::with_bounds(&bounds);
+    let unwinder = Unwinder::<Native>::new(clew_unwinder::global());
+    // A fault context: the PC is the faulting instruction's (exact), not a return address.
+    f.n_pcs = unwinder.trace_into(regs, true, &mem, None, &mut f.pcs);
+    let len = ((stack.end - sp) as usize).min(MAX_STACK);
+    // SAFETY: `sp..sp + len` lies inside the faulting thread's stack (checked above),
+    // which is mapped; this handler runs on the signal stack, not on it.
+    unsafe { std::ptr::copy_nonoverlapping(sp as *const u8, f.stack.as_mut_ptr(), len) };
+    f.stack_start = sp;
+    f.stack_len = len;
+    f.truncated = (stack.end - sp) as usize > len;
+    true
+}
+
+/// Calls the handler that was installed before ours (Wasmtime's), as the kernel would.
+///
+/// # Safety
+/// The arguments of a SA_SIGINFO handler.
+unsafe fn chain(signo: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let Some(i) = SIGNALS.iter().position(|&s| s == signo) else {
+        return;
+    };
+    // SAFETY: written before our handler was installed; never written again.
+    let prev = unsafe { &(*PREVIOUS.0.get())[i] };
+    match prev.sa_sigaction {
+        libc::SIG_IGN => {}
+        libc::SIG_DFL => {
+            // Restore the default action and return: the faulting instruction runs
+            // again and the default action (a core dump) happens.
+            // SAFETY: resetting this signal's disposition to the default.
+            unsafe { libc::signal(signo, libc::SIG_DFL) };
+        }
+        h if prev.sa_flags & libc::SA_SIGINFO != 0 => {
+            // SAFETY: the previous handler's own signature (SA_SIGINFO).
+            let h: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(h) };
+            h(signo, info, ctx)
+        }
+        h => {
+            // SAFETY: a plain `void (*)(int)` handler.
+            let h: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
+            h(signo)
+        }
+    }
+}
+
+/// The fault the handler captured since [`arm`], if any.
+fn take_fault() -> Option<&'static Fault> {
+    if FAULT.state.load(Ordering::Acquire) != CAPTURED {
+        return None;
+    }
+    // SAFETY: CAPTURED: the handler is done with the slot, and no handler writes it
+    // again until it is re-armed (by `arm`, after the caller is done with it).
+    Some(unsafe { &*FAULT.fault.get() })
+}
+
+fn signal_name(signo: i32) -> &'static str {
+    match signo {
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        _ => "signal",
+    }
+}
+
+// ---- the panic hook ------------------------------------------------------------------
+
+fn install_panic_hook(on_pcs: fn(Vec<usize>)) {
+    std::panic::set_hook(Box::new(move |info| {
+        clew_tracer::modules::panic_event(info.location());
+        let message = info.payload_as_str().unwrap_or("Box<dyn Any>");
+        panic_capture(&message, info.location(), on_pcs);
+    }));
+}
+
+/// Captures the registers here and walks the stack from them (the PCs `clew run`
+/// prints), then writes the dump from a callee: this frame and its callers stay intact
+/// in the copied stack, so the dump re-unwinds to the same PCs.
+#[inline(never)]
+fn panic_capture(
+    message: &dyn std::fmt::Display,
+    location: Option<&std::panic::Location<'_>>,
+    on_pcs: fn(Vec<usize>),
+) {
+    let regs = Regs::capture();
+    let mut pcs = [0usize; MAX_PCS];
+    let n = live_walk(&regs, &mut pcs);
+    on_pcs(pcs[..n].to_vec());
+    let file = DUMP_FILE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(file) = file {
+        let s = write_panic_dump(file, message, location, &regs, &pcs[..n]);
+        report_written(&s, &mut std::io::stdout());
+    }
+}
+
+/// clew's walk from `regs` (a context captured by a call), bounded by this thread's stack.
+#[inline(never)]
+fn live_walk(regs: &Regs, pcs: &mut [usize]) -> usize {
+    let bounds = clew_unwinder::os::linux::current_stack_bounds();
+    let mem = LiveMemory::with_bounds(&bounds);
+    Unwinder::<Native>::new(clew_unwinder::global()).trace_into(*regs, false, &mem, None, pcs)
+}
+
+#[inline(never)]
+fn write_panic_dump(
+    file: File,
+    message: &dyn std::fmt::Display,
+    location: Option<&std::panic::Location<'_>>,
+    regs: &Regs,
+    pcs: &[usize],
+) -> Summary {
+    let task = task();
+    let mut w = start(file);
+    let _ = w.cause_panic(message, location, task);
+    let _ = w.registers(task, regs);
+    let _ = w.backtrace(task, pcs);
+    let sp = regs.gpr[7];
+    let [stack, _] = clew_unwinder::os::linux::current_stack_bounds();
+    if stack.contains(&sp) {
+        let len = (stack.end - sp).min(MAX_STACK as u64) as usize;
+        // SAFETY: `sp..sp + len` is the live stack above the capturing frame's stack
+        // pointer; this frame (and the writer in it) lies below it.
+        let _ = unsafe { w.stack_live(task, sp, len, (stack.end - sp) as usize > len) };
+    }
+    finish(w)
+}
+
+fn write_trap_dump(file: File, f: &Fault, wasmtime: &str) -> Summary {
+    let task = task();
+    let mut w = start(file);
+    let _ = w.cause_trap(
+        TrapKind::Signal(f.signo),
+        f.regs[16],
+        f.address(),
+        f.code as u64,
+        task,
+    );
+    let _ = w.note(&format!("wasmtime: {wasmtime}"));
+    let _ = w.registers_raw(task, clew_tracer::wire::arch::X86_64, &f.regs);
+    let _ = w.backtrace(task, &f.pcs[..f.n_pcs]);
+    let _ = w.stack(task, f.stack_start, &f.stack[..f.stack_len], f.truncated);
+    finish(w)
+}
+
+/// A trap without a signal context (raised by the runtime): the cause is a request
+/// naming it, the registers and stack are this thread's now.
+fn write_requested_dump(file: File, reason: &str) -> Summary {
+    let (s, summary) = clew_tracer::dump::host::write_thread_dump(
+        clew_tracer::sink::IoSink(file),
+        clew_tracer::dump::host::Why::Requested(reason),
+        &Default::default(),
+    );
+    drop(s);
+    summary
+}
+
+fn task() -> u64 {
+    // SAFETY: `gettid` has no preconditions.
+    (unsafe { libc::gettid() }) as u64
+}
+
+fn start(file: File) -> DumpWriter<FileSink> {
+    use clew_tracer::clock::{Clock, DefaultClock};
+    let clock = DefaultClock;
+    let mut w = DumpWriter::new(clew_tracer::sink::IoSink(file));
+    let _ = w.header(
+        concat!("clew run ", env!("CARGO_PKG_VERSION")),
+        clock.info(),
+        clock.now(),
+    );
+    w
+}
+
+fn finish(mut w: DumpWriter<FileSink>) -> Summary {
+    write_modules(&mut w, clew_unwinder::global());
+    let _ = w.events(clew_tracer::global());
+    let (_, summary) = w.finish();
+    summary
+}
+
+// ---- the module map ------------------------------------------------------------------
+
+/// A loaded object as the dump names it: its file and build-id.
+struct Object {
+    /// Its `PT_LOAD` segments' runtime range.
+    range: Range<u64>,
+    path: String,
+    build_id: Option<Vec<u8>>,
+}
+
+/// The program's loaded objects (read once, before any failure).
+fn objects() -> &'static [Object] {
+    static OBJECTS: OnceLock<Vec<Object>> = OnceLock::new();
+    OBJECTS.get_or_init(|| {
+        let exe = std::env::current_exe()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        clew_unwinder::os::linux::find_loaded_object(|info| {
+            out.extend(object_of(info, &exe));
+            None::<()>
+        });
+        out
+    })
+}
+
+fn object_of(info: &libc::dl_phdr_info, exe: &str) -> Option<Object> {
+    let base = info.dlpi_addr;
+    let phdrs = clew_unwinder::os::linux::program_headers(info);
+    let loads = phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
+    let lo = loads.clone().map(|p| base + p.p_vaddr).min()?;
+    let hi = loads.map(|p| base + p.p_vaddr + p.p_memsz).max()?;
+    let name = if info.dlpi_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a NUL-terminated string owned by the loader.
+        unsafe { CStr::from_ptr(info.dlpi_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let path = if name.is_empty() { exe.to_owned() } else { name };
+    let build_id = phdrs
+        .iter()
+        .filter(|p| p.p_type == libc::PT_NOTE)
+        .find_map(|p| {
+            // SAFETY: PT_NOTE segments of a loaded object are mapped and readable.
+            let notes = unsafe {
+                std::slice::from_raw_parts(
+                    (base + p.p_vaddr) as *const u8,
+                    p.p_memsz as usize,
+                )
+            };
+            gnu_build_id(notes)
+        });
+    Some(Object {
+        range: lo..hi,
+        path,
+        build_id,
+    })
+}
+
+/// The `NT_GNU_BUILD_ID` descriptor in a run of ELF notes (4-byte aligned).
+fn gnu_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
+    let word = |b: &[u8], i: usize| -> Option<usize> {
+        Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    let align = |n: usize| n.div_ceil(4) * 4;
+    while notes.len() >= 12 {
+        let (namesz, descsz, kind) = (word(notes, 0)?, word(notes, 4)?, word(notes, 8)?);
+        let name = notes.get(12..12 + namesz)?;
+        let desc_at = 12 + align(namesz);
+        let desc = notes.get(desc_at..desc_at + descsz)?;
+        if kind == 3 && name == b"GNU\0" {
+            return Some(desc.to_vec());
+        }
+        notes = notes.get(desc_at + align(descsz)..)?;
+    }
+    None
+}
+
+/// Every module of `registry`, loaded objects named by their files (with build-ids),
+/// JIT modules with their `.eh_frame` and symbols.
+fn write_modules(w: &mut DumpWriter<FileSink>, registry: &Registry) {
+    let objects = objects();
+    let walked = registry.try_for_each_module(|m| {
+        let text = m.text();
+        let start = text.start as u64;
+        let obj = objects.iter().find(|o| o.range.contains(&start));
+        let kind = match m.kind() {
+            clew_unwinder::ModuleKind::Static => ModuleKind::Static,
+            clew_unwinder::ModuleKind::LoadedObject => ModuleKind::LoadedObject,
+            clew_unwinder::ModuleKind::Jit => ModuleKind::Jit,
+        };
+        let jit = kind == ModuleKind::Jit;
+        let name = match obj {
+            Some(o) if !jit => o.path.as_str(),
+            _ => m.name(),
+        };
+        let name = clew_tracer::wire::truncate_str(name, clew_tracer::wire::MAX_NAME).0;
+        let build_id = obj
+            .filter(|_| !jit)
+            .and_then(|o| o.build_id.as_deref())
+            .map(|b| Bytes(&b[..b.len().min(64)]));
+        let eh = m.eh_frame();
+        let symbols = m.symbols().symbols();
+        let id = m.id().0;
+        let _ = w.record(&Record::Module(ModuleRecord {
+            id,
+            kind,
+            text_start: start,
+            text_end: text.end as u64,
+            name,
+            build_id,
+            eh_frame_addr: eh.as_ptr() as u64,
+            eh_frame_len: eh.len() as u64,
+            eh_frame_included: jit,
+            symbols: symbols.len() as u32,
+        }));
+        if jit {
+            let _ = w.eh_frame(id, eh);
+        }
+        let _ = w.symbols(id, start, symbols);
+    });
+    if !walked {
+        let _ = w.note("module map not written: the registry was being modified");
+    }
+}
