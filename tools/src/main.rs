@@ -25,6 +25,9 @@ enum Command {
     EhFrame(clew::eh_frame::EhFrameArgs),
     /// Addresses to functions, inlined frames and file:line (addr2line-compatible flags).
     Symbolize(clew::symbolize::SymbolizeArgs),
+    /// Decode a post-mortem dump (`clew run --dump`): cause, backtrace re-unwound on
+    /// this host, modules, last events.
+    Decode(clew::decode::DecodeArgs),
 }
 
 fn main() -> Result<()> {
@@ -37,6 +40,9 @@ fn main() -> Result<()> {
         Command::EhFrame(args) => {
             let status = clew::eh_frame::run(&args, &mut std::io::stdout().lock())?;
             std::process::exit(status)
+        }
+        Command::Decode(args) => {
+            std::process::exit(clew::decode::run(&args, &mut std::io::stdout().lock()))
         }
         Command::Symbolize(args) => {
             clew::symbolize::run(&args, &mut clew::symbolize::stdin(), &mut std::io::stdout())

@@ -422,7 +422,7 @@ pub fn short_name(name: &str) -> String {
 }
 
 /// A source path without the Cargo registry's or the Rust toolchain's long prefix.
-fn short_path(path: &str) -> &str {
+pub fn short_path(path: &str) -> &str {
     if let Some(i) = path.find("/registry/src/") {
         let rest = &path[i + "/registry/src/".len()..];
         return rest.split_once('/').map_or(rest, |(_, r)| r);

@@ -502,17 +502,18 @@ fn object_of(info: &libc::dl_phdr_info, exe: &str) -> Option<Object> {
             .to_string_lossy()
             .into_owned()
     };
-    let path = if name.is_empty() { exe.to_owned() } else { name };
+    let path = if name.is_empty() {
+        exe.to_owned()
+    } else {
+        name
+    };
     let build_id = phdrs
         .iter()
         .filter(|p| p.p_type == libc::PT_NOTE)
         .find_map(|p| {
             // SAFETY: PT_NOTE segments of a loaded object are mapped and readable.
             let notes = unsafe {
-                std::slice::from_raw_parts(
-                    (base + p.p_vaddr) as *const u8,
-                    p.p_memsz as usize,
-                )
+                std::slice::from_raw_parts((base + p.p_vaddr) as *const u8, p.p_memsz as usize)
             };
             gnu_build_id(notes)
         });
