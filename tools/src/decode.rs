@@ -141,7 +141,8 @@ pub struct CauseOut {
 #[derive(Serialize)]
 pub struct TaskOut {
     pub task: u64,
-    pub registers: Vec<(String, u64)>,
+    /// DWARF order (x86_64: rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8–r15, rip).
+    pub registers: Vec<RegisterOut>,
     /// The dumped stack: what the writer meant to copy and what arrived intact.
     pub stack_start: Option<u64>,
     pub stack_end: Option<u64>,
@@ -158,6 +159,12 @@ pub struct TaskOut {
     /// Whether the re-unwind found exactly the live PCs.
     pub agrees: bool,
     pub agreement: String,
+}
+
+#[derive(Serialize)]
+pub struct RegisterOut {
+    pub name: &'static str,
+    pub value: u64,
 }
 
 #[derive(Serialize, Clone)]
@@ -396,7 +403,7 @@ impl TaskOut {
         for row in self.registers.chunks(4) {
             let cells: Vec<String> = row
                 .iter()
-                .map(|(n, v)| format!("{n:>3} {v:#018x}"))
+                .map(|r| format!("{:>3} {:#018x}", r.name, r.value))
                 .collect();
             writeln!(out, "  {}", cells.join("  "))?;
         }
@@ -674,6 +681,11 @@ impl Host {
                 Ok((bias, status)) => return Ok((path, bias, status)),
                 Err(e) => why.push(format!("{}: {e}", path.display())),
             }
+        }
+        if why.is_empty() && m.name.starts_with("linux-vdso") {
+            return Err(
+                "the kernel's vDSO: no file on disk (frames in it end the re-unwind)".into(),
+            );
         }
         if why.is_empty() {
             why.push(format!(
@@ -957,8 +969,8 @@ fn task_out(dump: &Dump, t: &TaskState, host: &Host) -> TaskOut {
     };
     out.registers = REG_NAMES
         .iter()
-        .map(|n| (*n).to_owned())
         .zip(regs.gpr)
+        .map(|(&name, value)| RegisterOut { name, value })
         .collect();
     let mem = DumpMemory(&t.stack);
     let unwinder = Unwinder::<X86_64>::new(&host.registry).with_max_depth(MAX_DEPTH);
