@@ -56,6 +56,8 @@ pub struct DecodeArgs {
 
 /// The largest dump read (a dump is a few KiB to a few MiB).
 const MAX_DUMP: u64 = 1 << 30;
+/// The largest JIT module text accepted from a dump (its range goes into the registry).
+const MAX_JIT_TEXT: u64 = 1 << 30;
 /// The deepest re-unwind.
 const MAX_DEPTH: usize = 1024;
 
@@ -68,8 +70,7 @@ pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> i32 {
             return 2;
         }
     };
-    let decoded = clew_tracer::decode::decode(&bytes);
-    let report = Report::build(&args.dump, bytes.len(), &decoded, args);
+    let report = report(&args.dump, &bytes, &args.search, args.events);
     let r = if args.json {
         serde_json::to_writer_pretty(&mut *out, &report)
             .map_err(std::io::Error::from)
@@ -82,6 +83,13 @@ pub fn run(args: &DecodeArgs, out: &mut dyn Write) -> i32 {
         return 2;
     }
     if report.problems.is_empty() { 0 } else { 1 }
+}
+
+/// Decodes `bytes` (the dump read from `path`) and builds the report: ELF files are
+/// looked for under `search` first; the last `events` events are kept (0: all).
+pub fn report(path: &Path, bytes: &[u8], search: &[PathBuf], events: usize) -> Report {
+    let decoded = clew_tracer::decode::decode(bytes);
+    Report::build(path, bytes.len(), &decoded, search, events)
 }
 
 fn read_dump(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -232,9 +240,15 @@ pub struct ProblemOut {
 }
 
 impl Report {
-    fn build(path: &Path, size: usize, decoded: &Decoded, args: &DecodeArgs) -> Report {
+    fn build(
+        path: &Path,
+        size: usize,
+        decoded: &Decoded,
+        search: &[PathBuf],
+        events: usize,
+    ) -> Report {
         let dump = &decoded.dump;
-        let host = Host::build(dump, &args.search);
+        let host = Host::build(dump, search);
         let task = dump
             .cause
             .as_ref()
@@ -261,7 +275,7 @@ impl Report {
             task,
             modules: host.modules,
             events_total: dump.events.len(),
-            events: events_out(dump, args.events),
+            events: events_out(dump, events),
             problems: decoded
                 .problems
                 .iter()
@@ -274,7 +288,8 @@ impl Report {
         }
     }
 
-    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+    /// The text rendering.
+    pub fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
             "clew decode: {} ({} bytes, {} intact records)",
@@ -647,6 +662,12 @@ impl Host {
     }
 
     fn add_jit(&mut self, m: &DumpModule) -> String {
+        if m.text.start >= m.text.end || m.text.end - m.text.start > MAX_JIT_TEXT {
+            return format!(
+                "JIT code with an implausible text range {:#x}-{:#x}: not used",
+                m.text.start, m.text.end
+            );
+        }
         let Some(eh) = &m.eh_frame else {
             return "JIT code without its .eh_frame in the dump (lost or not written): frames in it end the re-unwind".into();
         };
