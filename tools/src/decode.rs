@@ -315,7 +315,7 @@ impl Report {
             None => writeln!(out, "cause: unknown (no cause record)")?,
         }
         for n in &self.notes {
-            writeln!(out, "note in the dump: {n}")?;
+            writeln!(out, "note in the dump: {}", n.replace('\n', "\n    "))?;
         }
         match &self.task {
             Some(t) => t.write_text(out)?,
