@@ -109,7 +109,7 @@ impl Armed {
         };
         let summary = match fault {
             Some(f) => write_trap_dump(file, f, &format!("{error:#}")),
-            None => write_requested_dump(file, &format!("wasm trap: {error:#}")),
+            None => requested_capture(file, &format!("wasm trap: {error:#}")),
         };
         report_written(&summary, out);
     }
@@ -372,7 +372,7 @@ fn panic_capture(
     on_pcs(pcs[..n].to_vec());
     let file = DUMP_FILE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(file) = file {
-        let s = write_panic_dump(file, message, location, &regs, &pcs[..n]);
+        let s = write_live_dump(file, Why::Panic(message, location), &regs, &pcs[..n]);
         report_written(&s, &mut std::io::stdout());
     }
 }
@@ -385,17 +385,25 @@ fn live_walk(regs: &Regs, pcs: &mut [usize]) -> usize {
     Unwinder::<Native>::new(clew_unwinder::global()).trace_into(*regs, false, &mem, None, pcs)
 }
 
+/// Why a dump of the live stack is written.
+enum Why<'a> {
+    Panic(
+        &'a dyn std::fmt::Display,
+        Option<&'a std::panic::Location<'a>>,
+    ),
+    Requested(&'a str),
+}
+
+/// A dump of the calling thread from `regs` (captured by the caller, whose frame and
+/// callers lie above this one on the stack) and the PCs walked from them.
 #[inline(never)]
-fn write_panic_dump(
-    file: File,
-    message: &dyn std::fmt::Display,
-    location: Option<&std::panic::Location<'_>>,
-    regs: &Regs,
-    pcs: &[usize],
-) -> Summary {
+fn write_live_dump(file: File, why: Why<'_>, regs: &Regs, pcs: &[usize]) -> Summary {
     let task = task();
     let mut w = start(file);
-    let _ = w.cause_panic(message, location, task);
+    let _ = match why {
+        Why::Panic(message, location) => w.cause_panic(message, location, task),
+        Why::Requested(reason) => w.cause(&clew_tracer::wire::Cause::Requested { reason, task }),
+    };
     let _ = w.registers(task, regs);
     let _ = w.backtrace(task, pcs);
     let sp = regs.gpr[7];
@@ -426,16 +434,14 @@ fn write_trap_dump(file: File, f: &Fault, wasmtime: &str) -> Summary {
     finish(w)
 }
 
-/// A trap without a signal context (raised by the runtime): the cause is a request
-/// naming it, the registers and stack are this thread's now.
-fn write_requested_dump(file: File, reason: &str) -> Summary {
-    let (s, summary) = clew_tracer::dump::host::write_thread_dump(
-        clew_tracer::sink::IoSink(file),
-        clew_tracer::dump::host::Why::Requested(reason),
-        &Default::default(),
-    );
-    drop(s);
-    summary
+/// A trap without a signal context (raised by the runtime, e.g. from a libcall): the
+/// cause is a request naming it; the registers, PCs and stack are this thread's, here.
+#[inline(never)]
+fn requested_capture(file: File, reason: &str) -> Summary {
+    let regs = Regs::capture();
+    let mut pcs = [0usize; MAX_PCS];
+    let n = live_walk(&regs, &mut pcs);
+    write_live_dump(file, Why::Requested(reason), &regs, &pcs[..n])
 }
 
 fn task() -> u64 {
