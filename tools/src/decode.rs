@@ -46,8 +46,8 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub json: bool,
     /// Directories to look for the dumped native modules' ELF files in (by file name,
-    /// else by build-id), before their paths in the dump.
-    #[arg(long = "search", value_name = "DIR", num_args = 1..)]
+    /// else by build-id), before their paths in the dump. Repeatable.
+    #[arg(long = "search", value_name = "DIR")]
     pub search: Vec<PathBuf>,
     /// How many of the last events to show (0: all).
     #[arg(long, default_value_t = 32)]
@@ -861,7 +861,8 @@ fn candidates(m: &DumpModule, search: &[PathBuf]) -> Vec<PathBuf> {
     {
         out.extend(find_by_build_id(id, search));
     }
-    out.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|p| seen.insert(p.clone()));
     out
 }
 
