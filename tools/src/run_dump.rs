@@ -44,7 +44,7 @@ pub const MAX_STACK: usize = 128 * 1024;
 
 /// What `clew run` arms before calling into wasm; see the [module docs](self).
 pub struct Armed {
-    dump: bool,
+    dump: Option<std::path::PathBuf>,
 }
 
 /// The dump file, taken by the first failure that writes it.
@@ -70,8 +70,22 @@ pub fn arm(dump: Option<&Path>, on_panic_pcs: fn(Vec<usize>)) -> Result<Armed, S
     FAULT.state.store(ARMED, Ordering::Release);
     install_fault_handlers();
     Ok(Armed {
-        dump: dump.is_some(),
+        dump: dump.map(Path::to_owned),
     })
+}
+
+impl Drop for Armed {
+    /// Nothing failed: the dump file created in advance is removed again.
+    fn drop(&mut self) {
+        let unused = DUMP_FILE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some();
+        if let (true, Some(path)) = (unused, &self.dump) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Armed {
@@ -101,7 +115,7 @@ impl Armed {
                 );
             }
         }
-        if !self.dump {
+        if self.dump.is_none() {
             return;
         }
         let Some(file) = DUMP_FILE.lock().unwrap_or_else(|e| e.into_inner()).take() else {

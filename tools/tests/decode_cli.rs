@@ -438,3 +438,35 @@ fn garbage_and_missing_files() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.dump"));
 }
+
+#[test]
+fn no_failure_leaves_no_dump_file() {
+    let wat = file("traps-ok.wat", TRAPS.as_bytes());
+    let dump = dir().join("none.dump");
+    let o = clew(&[
+        "run",
+        wat.to_str().unwrap(),
+        "--invoke",
+        "main",
+        "--dump",
+        dump.to_str().unwrap(),
+        "5",
+    ]);
+    // 5 takes the out-of-bounds path only for arguments other than 0 and 1: it traps.
+    assert_eq!(o.status.code(), Some(1));
+    assert!(dump.exists());
+    std::fs::remove_file(&dump).unwrap();
+    let ok = file(
+        "ok.wat",
+        br#"(module (func (export "main") (result i32) i32.const 4))"#,
+    );
+    let o = clew(&[
+        "run",
+        ok.to_str().unwrap(),
+        "--dump",
+        dump.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o).trim(), "4");
+    assert!(!dump.exists(), "a dump file without a failure");
+}
