@@ -125,19 +125,17 @@ impl Armed {
             Some(f) => write_trap_dump(file, f, &format!("{error:#}")),
             None => requested_capture(file, &format!("wasm trap: {error:#}")),
         };
-        report_written(&summary, out);
+        report_written(&summary);
     }
 }
 
-fn report_written(s: &Summary, out: &mut dyn std::io::Write) {
+/// Says on stderr where the dump went (stdout is the run's report, maybe JSON lines).
+fn report_written(s: &Summary) {
     match s.error {
-        None => {
-            let _ = writeln!(
-                out,
-                "dump written: {} records, {} events, {} bytes",
-                s.records, s.events, s.bytes
-            );
-        }
+        None => eprintln!(
+            "clew run: dump written: {} records, {} events, {} bytes",
+            s.records, s.events, s.bytes
+        ),
         Some(e) => eprintln!("clew run: writing the dump: {e}"),
     }
 }
@@ -387,7 +385,7 @@ fn panic_capture(
     let file = DUMP_FILE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(file) = file {
         let s = write_live_dump(file, Why::Panic(message, location), &regs, &pcs[..n]);
-        report_written(&s, &mut std::io::stdout());
+        report_written(&s);
     }
 }
 

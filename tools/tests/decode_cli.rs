@@ -146,7 +146,8 @@ fn trap_dump(arg: &str) -> (String, PathBuf) {
     ]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("dump written: "), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("clew run: dump written: "), "{err}");
     (out, dump)
 }
 
