@@ -282,7 +282,7 @@ fn text_report_shows_cause_frames_modules_and_events() {
         "re-unwound on the host from the dumped registers",
         "JIT    traps  inner",
         "native clew  clew::run::run  at ",
-        "tools/src/run.rs:",
+        "run.rs:",
         "the re-unwind agrees",
         "modules (",
         "CFI: .eh_frame from the dump",
