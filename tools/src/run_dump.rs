@@ -23,19 +23,17 @@
 //! their `.eh_frame` and function symbols.
 
 use std::cell::UnsafeCell;
-use std::ffi::CStr;
 use std::fs::File;
-use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use clew_symbolizer::Symbolizer;
-use clew_tracer::dump::{DumpWriter, Summary};
+use clew_tracer::dump::{DumpWriter, ModuleOptions, Summary};
 use clew_tracer::sink::FileSink;
-use clew_tracer::wire::{Bytes, ModuleKind, ModuleRecord, Record, TrapKind};
+use clew_tracer::wire::TrapKind;
 use clew_unwinder::arch::x86_64::Regs;
-use clew_unwinder::{LiveMemory, Native, Registry, Unwinder};
+use clew_unwinder::{LiveMemory, Native, Unwinder};
 
 /// Most PCs kept of a backtrace.
 pub const MAX_PCS: usize = 256;
@@ -59,7 +57,6 @@ pub fn arm(dump: Option<&Path>, on_panic_pcs: fn(Vec<usize>)) -> Result<Armed, S
         let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         *DUMP_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
         clew_tracer::dump::host::prepare();
-        let _ = objects();
         install_panic_hook(on_panic_pcs);
     } else {
         clew_unwinder::os::linux::ensure_loaded_objects();
@@ -474,137 +471,14 @@ fn start(file: File) -> DumpWriter<FileSink> {
 }
 
 fn finish(mut w: DumpWriter<FileSink>) -> Summary {
-    write_modules(&mut w, clew_unwinder::global());
+    // Loaded objects named by their files with build-ids (read by `prepare`), JIT
+    // modules with their `.eh_frame` and symbols.
+    let modules = ModuleOptions {
+        build_id: Some(clew_tracer::dump::host::object_build_id),
+        ..ModuleOptions::default()
+    };
+    let _ = w.modules(clew_unwinder::global(), &modules);
     let _ = w.events(clew_tracer::global());
     let (_, summary) = w.finish();
     summary
-}
-
-// ---- the module map ------------------------------------------------------------------
-
-/// A loaded object as the dump names it: its file and build-id.
-struct Object {
-    /// Its `PT_LOAD` segments' runtime range.
-    range: Range<u64>,
-    path: String,
-    build_id: Option<Vec<u8>>,
-}
-
-/// The program's loaded objects (read once, before any failure).
-fn objects() -> &'static [Object] {
-    static OBJECTS: OnceLock<Vec<Object>> = OnceLock::new();
-    OBJECTS.get_or_init(|| {
-        let exe = std::env::current_exe()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        clew_unwinder::os::linux::find_loaded_object(|info| {
-            out.extend(object_of(info, &exe));
-            None::<()>
-        });
-        out
-    })
-}
-
-fn object_of(info: &libc::dl_phdr_info, exe: &str) -> Option<Object> {
-    let base = info.dlpi_addr;
-    let phdrs = clew_unwinder::os::linux::program_headers(info);
-    let loads = phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
-    let lo = loads.clone().map(|p| base + p.p_vaddr).min()?;
-    let hi = loads.map(|p| base + p.p_vaddr + p.p_memsz).max()?;
-    let name = if info.dlpi_name.is_null() {
-        String::new()
-    } else {
-        // SAFETY: a NUL-terminated string owned by the loader.
-        unsafe { CStr::from_ptr(info.dlpi_name) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    let path = if name.is_empty() {
-        exe.to_owned()
-    } else {
-        name
-    };
-    let build_id = phdrs
-        .iter()
-        .filter(|p| p.p_type == libc::PT_NOTE)
-        .find_map(|p| {
-            // SAFETY: PT_NOTE segments of a loaded object are mapped and readable.
-            let notes = unsafe {
-                std::slice::from_raw_parts((base + p.p_vaddr) as *const u8, p.p_memsz as usize)
-            };
-            gnu_build_id(notes)
-        });
-    Some(Object {
-        range: lo..hi,
-        path,
-        build_id,
-    })
-}
-
-/// The `NT_GNU_BUILD_ID` descriptor in a run of ELF notes (4-byte aligned).
-fn gnu_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
-    let word = |b: &[u8], i: usize| -> Option<usize> {
-        Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize)
-    };
-    let align = |n: usize| n.div_ceil(4) * 4;
-    while notes.len() >= 12 {
-        let (namesz, descsz, kind) = (word(notes, 0)?, word(notes, 4)?, word(notes, 8)?);
-        let name = notes.get(12..12 + namesz)?;
-        let desc_at = 12 + align(namesz);
-        let desc = notes.get(desc_at..desc_at + descsz)?;
-        if kind == 3 && name == b"GNU\0" {
-            return Some(desc.to_vec());
-        }
-        notes = notes.get(desc_at + align(descsz)..)?;
-    }
-    None
-}
-
-/// Every module of `registry`, loaded objects named by their files (with build-ids),
-/// JIT modules with their `.eh_frame` and symbols.
-fn write_modules(w: &mut DumpWriter<FileSink>, registry: &Registry) {
-    let objects = objects();
-    let walked = registry.try_for_each_module(|m| {
-        let text = m.text();
-        let start = text.start as u64;
-        let obj = objects.iter().find(|o| o.range.contains(&start));
-        let kind = match m.kind() {
-            clew_unwinder::ModuleKind::Static => ModuleKind::Static,
-            clew_unwinder::ModuleKind::LoadedObject => ModuleKind::LoadedObject,
-            clew_unwinder::ModuleKind::Jit => ModuleKind::Jit,
-        };
-        let jit = kind == ModuleKind::Jit;
-        let name = match obj {
-            Some(o) if !jit => o.path.as_str(),
-            _ => m.name(),
-        };
-        let name = clew_tracer::wire::truncate_str(name, clew_tracer::wire::MAX_NAME).0;
-        let build_id = obj
-            .filter(|_| !jit)
-            .and_then(|o| o.build_id.as_deref())
-            .map(|b| Bytes(&b[..b.len().min(64)]));
-        let eh = m.eh_frame();
-        let symbols = m.symbols().symbols();
-        let id = m.id().0;
-        let _ = w.record(&Record::Module(ModuleRecord {
-            id,
-            kind,
-            text_start: start,
-            text_end: text.end as u64,
-            name,
-            build_id,
-            eh_frame_addr: eh.as_ptr() as u64,
-            eh_frame_len: eh.len() as u64,
-            eh_frame_included: jit,
-            symbols: symbols.len() as u32,
-        }));
-        if jit {
-            let _ = w.eh_frame(id, eh);
-        }
-        let _ = w.symbols(id, start, symbols);
-    });
-    if !walked {
-        let _ = w.note("module map not written: the registry was being modified");
-    }
 }

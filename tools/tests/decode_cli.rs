@@ -471,3 +471,43 @@ fn no_failure_leaves_no_dump_file() {
     assert_eq!(stdout(&o).trim(), "4");
     assert!(!dump.exists(), "a dump file without a failure");
 }
+
+/// A dump of this test thread by the tracer's own host helper.
+#[inline(never)]
+fn tracer_host_dump(path: &Path) {
+    let sink = clew_tracer::sink::FileSink::create(path).unwrap();
+    let (_, summary) = clew_tracer::dump::host::write_thread_dump(
+        sink,
+        clew_tracer::dump::host::Why::Requested("decode_cli test"),
+        &Default::default(),
+    );
+    assert_eq!(summary.error, None);
+}
+
+#[test]
+fn tracer_host_dumps_decode_and_agree() {
+    clew_tracer::dump::host::prepare();
+    let p = dir().join("host.dump");
+    tracer_host_dump(&p);
+    let (o, v) = decode_json(&p, &[]);
+    assert_eq!(o.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["cause"]["kind"], "requested");
+    let task = &v["task"];
+    assert_eq!(task["agrees"], true, "{}", task["agreement"]);
+    let names = json_frames(&task["backtrace"]);
+    assert!(
+        names.iter().any(|n| n.ends_with("tracer_host_dump")),
+        "{names:?}"
+    );
+    // The test executable is named by its path (not the loader's empty name), with its
+    // build-id, and found.
+    let exe = std::env::current_exe().unwrap();
+    let m = v["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str() == exe.to_str())
+        .unwrap_or_else(|| panic!("{exe:?} in {:#}", v["modules"]));
+    assert_eq!(m["host_file"].as_str(), exe.to_str());
+    assert!(m["build_id"].is_string());
+}

@@ -99,12 +99,18 @@ impl<S: Sink> DumpWriter<S> {
             .map(|b| Bytes(&b[..b.len().min(MAX_BUILD_ID)]));
         let text = m.text();
         let id = m.id().0;
+        // On hosts, a loaded object is named by its file (the loader names the main
+        // executable ""), so a decoder finds it.
+        #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+        let name = super::host::object_path(m).unwrap_or(m.name());
+        #[cfg(not(all(feature = "std", target_os = "linux", target_arch = "x86_64")))]
+        let name = m.name();
         self.out.put(&Record::Module(ModuleRecord {
             id,
             kind,
             text_start: text.start as u64,
             text_end: text.end as u64,
-            name: truncate_str(m.name(), MAX_NAME).0,
+            name: truncate_str(name, MAX_NAME).0,
             build_id,
             eh_frame_addr: eh.as_ptr() as u64,
             eh_frame_len: eh.len() as u64,
