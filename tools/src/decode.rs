@@ -189,7 +189,10 @@ pub struct FrameOut {
 #[derive(Serialize, Clone)]
 pub struct FunctionOut {
     pub name: String,
+    /// For JIT code: the offset into the function's symbol.
     pub offset: Option<u64>,
+    /// For JIT code: the source (wasm bytecode) offset, when the dump carried the map.
+    pub wasm_offset: Option<u32>,
     pub file: Option<String>,
     pub line: Option<u32>,
     pub column: Option<u32>,
@@ -447,12 +450,13 @@ fn write_frames(frames: &[FrameOut], out: &mut dyn Write) -> std::io::Result<()>
             } else {
                 "   (inlined by)   ".to_owned()
             };
-            let loc = match (&func.file, func.line, func.offset) {
-                (Some(file), Some(line), _) => {
+            let loc = match (&func.file, func.line, func.wasm_offset, func.offset) {
+                (Some(file), Some(line), ..) => {
                     format!("  at {}:{line}", crate::run::short_path(file))
                 }
-                (Some(file), None, _) => format!("  at {}", crate::run::short_path(file)),
-                (None, _, Some(off)) => format!("  +{off:#x}"),
+                (Some(file), None, ..) => format!("  at {}", crate::run::short_path(file)),
+                (None, _, Some(w), _) => format!("  at wasm offset {w:#x}"),
+                (None, _, None, Some(off)) => format!("  +{off:#x}"),
                 _ => String::new(),
             };
             writeln!(out, "  {prefix}  {kind} {module}  {}{loc}", func.name)?;
@@ -788,6 +792,7 @@ impl Host {
                 .map(|s| FunctionOut {
                     name: short_name(Name::new(&s.name, Language::Unknown).demangled()),
                     offset: Some(lookup - s.range.start),
+                    wasm_offset: m.source_offset(lookup),
                     file: None,
                     line: None,
                     column: None,
@@ -818,6 +823,7 @@ impl Host {
                         .as_ref()
                         .map_or_else(|| "??".to_owned(), |n| short_name(n.demangled())),
                     offset: None,
+                    wasm_offset: None,
                     file: f.file.as_deref().map(str::to_owned),
                     line: f.line,
                     column: f.column,

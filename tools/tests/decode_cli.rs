@@ -183,6 +183,35 @@ fn check_trap(arg: &str, signal: &str, wasmtime: &str) {
     assert_eq!(pcs(&task["backtrace"]), pcs(&task["live_backtrace"]));
     // And it names the same frames `clew run` printed at the fault.
     assert_eq!(json_frames(&task["backtrace"]), live, "{v:#}");
+    // JIT frames carry the same wasm offsets (the dump's source-offset map) as live.
+    let live_offsets: Vec<String> = out[out.find(&header).unwrap()..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with('#') || l.contains("(inlined by)"))
+        .filter(|l| l.contains(" JIT "))
+        .map(|l| {
+            l.split("  at wasm offset ")
+                .nth(1)
+                .unwrap_or("-")
+                .to_owned()
+        })
+        .collect();
+    let dumped_offsets: Vec<String> = task["backtrace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "jit")
+        .map(|f| {
+            f["functions"][0]["wasm_offset"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |o| format!("{o:#x}"))
+        })
+        .collect();
+    assert_eq!(dumped_offsets, live_offsets);
+    assert!(
+        live_offsets.iter().filter(|o| *o != "-").count() >= 4,
+        "{live_offsets:?}"
+    );
     // The frames of JIT code are named from the dump's symbols, native ones from the
     // ELF files with file:line.
     let kinds: Vec<&str> = task["backtrace"]
