@@ -452,9 +452,9 @@ fn write_frames(frames: &[FrameOut], out: &mut dyn Write) -> std::io::Result<()>
             };
             let loc = match (&func.file, func.line, func.wasm_offset, func.offset) {
                 (Some(file), Some(line), ..) => {
-                    format!("  at {}:{line}", crate::run::short_path(file))
+                    format!("  at {}:{line}", crate::report::short_path(file))
                 }
-                (Some(file), None, ..) => format!("  at {}", crate::run::short_path(file)),
+                (Some(file), None, ..) => format!("  at {}", crate::report::short_path(file)),
                 (None, _, Some(w), _) => format!("  at wasm offset {w:#x}"),
                 (None, _, None, Some(off)) => format!("  +{off:#x}"),
                 _ => String::new(),

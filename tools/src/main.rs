@@ -30,7 +30,21 @@ enum Command {
     Decode(clew::decode::DecodeArgs),
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = dispatch() {
+        // A reader that went away (`clew ... | head`) is not an error to report.
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if !broken_pipe {
+            eprintln!("clew: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn dispatch() -> Result<()> {
     match Cli::parse().command {
         Command::Demo => clew::demo::run(),
         Command::Run(args) => {

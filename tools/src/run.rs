@@ -8,17 +8,23 @@
 //!
 //! Exit status: 0 when the function returns, 1 after a trap or a host panic (with a
 //! report), 2 for a bad module or invocation (one line naming the problem).
+//!
+//! What is printed, as text or `--json` lines, is [`crate::report`]'s; file:line of JIT
+//! frames comes from the module's own DWARF when it has some ([`crate::wasm_dwarf`]).
 
 use std::cell::RefCell;
-use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use clew_symbolizer::{ModuleKind as SymKind, Symbolizer};
+use clew_symbolizer::Symbolizer;
 use wasmtime::{Caller, Engine, Linker, Module, Store, Val, ValType};
 
 use crate::jit::wasmtime::{JitRegistration, register, wasmtime_error};
+use crate::progress::Progress;
+use crate::report::{ColorChoice, Format, Reporter};
+use crate::wasm_dwarf::WasmDwarf;
 
 /// `clew run [OPTIONS] [MODULE] [ARGS...]`
 #[derive(Args, Debug)]
@@ -29,8 +35,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub invoke: Option<String>,
     /// The function's arguments (i32, i64, f32 or f64, as its type says).
-    #[arg(allow_hyphen_values = true)]
+    #[arg(allow_negative_numbers = true)]
     pub args: Vec<String>,
+    /// Write JSON lines to stdout instead of text: one object per event (`backtrace`,
+    /// `result`, `trap`, `panic`, `error`), each with an "event" field, as they happen;
+    /// the last line is {"event":"exit","status":N}. Frames carry pc, kind (jit/native),
+    /// module, function, file, line, wasm_offset and inlined_callers.
+    #[arg(long)]
+    pub json: bool,
+    /// Colour the text output: auto (when stdout is a terminal and NO_COLOR is unset),
+    /// always, never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
     /// On a trap or a host panic, write a post-mortem dump here (`clew decode FILE`).
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
@@ -61,6 +77,9 @@ const DEMO: &str = r#"
     (call $panic (local.get 0))))
 "#;
 
+/// How many wasm frames a trap's backtrace keeps (Wasmtime's default is 20).
+pub const WASM_BACKTRACE_MAX_FRAMES: usize = 1000;
+
 /// A failure with the exit status it maps to.
 #[derive(Debug)]
 pub struct Failure {
@@ -80,14 +99,26 @@ thread_local! {
 
 /// Runs `clew run`; returns the exit status.
 pub fn run(args: &RunArgs, out: &mut dyn std::io::Write) -> i32 {
-    match run_inner(args, out) {
+    let format = if args.json {
+        Format::Json
+    } else {
+        Format::Text {
+            color: args.color.enabled(),
+        }
+    };
+    let status = match run_inner(args, format, out) {
         Ok(()) => 0,
         Err(f) => {
             let _ = out.flush();
             eprintln!("clew run: {}", f.message);
+            if f.status == 2 {
+                Reporter::new(format).error(&f.message, f.status, out);
+            }
             f.status
         }
-    }
+    };
+    Reporter::new(format).exit(status, out);
+    status
 }
 
 fn bad(e: impl std::fmt::Display) -> Failure {
@@ -97,26 +128,41 @@ fn bad(e: impl std::fmt::Display) -> Failure {
     }
 }
 
-fn run_inner(args: &RunArgs, out: &mut dyn std::io::Write) -> Result<(), Failure> {
-    let engine = Engine::default();
-    let (module, demo) = match &args.module {
+fn run_inner(args: &RunArgs, format: Format, out: &mut dyn std::io::Write) -> Result<(), Failure> {
+    let mut config = wasmtime::Config::new();
+    // Wasmtime's own record of the wasm frames at a trap: deep enough for a stack
+    // overflow's story (repeated frames are folded when printed).
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(WASM_BACKTRACE_MAX_FRAMES));
+    let engine = Engine::new(&config).map_err(|e| bad(wasmtime_error(e)))?;
+    let (module, demo, dwarf) = match &args.module {
         None => (
             Module::new(&engine, DEMO).map_err(|e| bad(wasmtime_error(e)))?,
             true,
+            None,
         ),
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            let progress = Progress::spinner(format!(
+                "compiling {} ({} KiB) with Cranelift",
+                path.display(),
+                bytes.len().div_ceil(1024)
+            ));
             let module = Module::new(&engine, &bytes).map_err(|e| {
                 bad(format!(
-                    "{}: invalid module: {:#}",
+                    "{}: invalid module: {}",
                     path.display(),
-                    wasmtime_error(e)
+                    one_line(&format!("{:#}", wasmtime_error(e)))
                 ))
             })?;
-            (module, false)
+            drop(progress);
+            // A module Wasmtime accepted whose DWARF is unreadable still runs, without
+            // source lines for its frames.
+            let dwarf = WasmDwarf::parse(&bytes).ok().flatten().map(Arc::new);
+            (module, false, dwarf)
         }
     };
     let registration = register(&module).map_err(|e| bad(format!("{e:#}")))?;
+    let reporter = Reporter::new(format).with_dwarf(registration.text().start, dwarf);
     let symbolizer = clew_symbolizer::host::current_process();
     let mut store = Store::new(
         &engine,
@@ -125,18 +171,18 @@ fn run_inner(args: &RunArgs, out: &mut dyn std::io::Write) -> Result<(), Failure
         },
     );
     let mut linker = Linker::new(&engine);
-    define_host_functions(&mut linker).map_err(|e| bad(format!("{e:#}")))?;
+    define_host_functions(&mut linker, &reporter).map_err(|e| bad(format!("{e:#}")))?;
     let instance = linker
         .instantiate(&mut store, &module)
         .map_err(|e| bad(format!("cannot instantiate: {:#}", wasmtime_error(e))))?;
 
     if demo && args.invoke.is_none() {
-        let _ = writeln!(
-            out,
+        reporter.note(
             "clew run: the embedded demo. main → outer → middle → inner (wasm, compiled by Wasmtime\n\
              to JIT code clew registered) calls the host's clew.backtrace, which prints the stack\n\
              innermost first: host frames, the JIT frames named by the module's symbols, and the\n\
-             native frames that called them, with file:line.\n"
+             native frames that called them, with file:line.\n",
+            out,
         );
     }
     let name = match &args.invoke {
@@ -178,25 +224,22 @@ fn run_inner(args: &RunArgs, out: &mut dyn std::io::Write) -> Result<(), Failure
     }));
     match outcome {
         Ok(Ok(())) => {
-            let shown: Vec<String> = results.iter().map(show_val).collect();
-            if !shown.is_empty() {
-                let _ = writeln!(out, "{}", shown.join(" "));
-            }
+            reporter.results(&name, &results, out);
             if demo && args.invoke.is_none() {
-                demo_panic(&instance, &mut store, &symbolizer, out);
+                demo_panic(&instance, &mut store, &symbolizer, &reporter, out);
             }
             Ok(())
         }
         Ok(Err(e)) => {
-            report_trap(&e, out);
-            armed.trap(&e, &symbolizer, out);
+            report_trap(&name, &e, &reporter, out);
+            armed.trap(&e, &symbolizer, &reporter, out);
             Err(Failure {
                 status: 1,
                 message: format!("`{name}` trapped"),
             })
         }
         Err(payload) => {
-            report_panic(&payload, &symbolizer, out);
+            report_panic(&name, &payload, &symbolizer, &reporter, out);
             Err(Failure {
                 status: 1,
                 message: format!("`{name}` panicked"),
@@ -220,39 +263,39 @@ fn demo_panic(
     instance: &wasmtime::Instance,
     store: &mut Store<State>,
     sym: &Symbolizer,
+    reporter: &Reporter,
     out: &mut dyn std::io::Write,
 ) {
     let Some(explode) = instance.get_func(&mut *store, "explode") else {
         return;
     };
-    let _ = writeln!(
-        out,
+    reporter.note(
         "\nNow `explode` → middle_panic (wasm) calls the host's clew.panic(7), which panics; the\n\
          panic unwinds out through the JIT frames and is caught by `clew run`. The backtrace\n\
-         was captured at the panic point:\n"
+         was captured at the panic point:\n",
+        out,
     );
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         call(&explode, store, &[Val::I32(7)], &mut [])
     }));
     match r {
-        Err(payload) => report_panic(&payload, sym, out),
-        Ok(_) => {
-            let _ = writeln!(out, "(no panic?)");
-        }
+        Err(payload) => report_panic("explode", &payload, sym, reporter, out),
+        Ok(_) => reporter.note("(no panic?)", out),
     }
-    let _ = writeln!(
+    reporter.note(
+        "\nThe panic was caught after crossing the JIT frames; the demo ends normally.",
         out,
-        "\nThe panic was caught after crossing the JIT frames; the demo ends normally."
     );
 }
 
-fn define_host_functions(linker: &mut Linker<State>) -> Result<()> {
+fn define_host_functions(linker: &mut Linker<State>, reporter: &Reporter) -> Result<()> {
+    let r = reporter.clone();
     linker
-        .func_wrap("clew", "backtrace", |caller: Caller<'_, State>| {
+        .func_wrap("clew", "backtrace", move |caller: Caller<'_, State>| {
             let _ = caller;
             let sym = clew_symbolizer::host::current_process();
-            let mut out = std::io::stdout().lock();
-            print_backtrace(&capture(), &sym, &mut out);
+            let frames = r.frames(&capture(), &sym);
+            r.backtrace("clew.backtrace", &frames, &mut std::io::stdout().lock());
         })
         .map_err(wasmtime_error)?;
     linker
@@ -265,16 +308,13 @@ fn define_host_functions(linker: &mut Linker<State>) -> Result<()> {
             clew_tracer::record(clew_tracer::EventId::user(id as u16), &[arg as u64]);
         })
         .map_err(wasmtime_error)?;
+    let r = reporter.clone();
     linker
-        .func_wrap("clew", "breakpoint", |_caller: Caller<'_, State>| {
+        .func_wrap("clew", "breakpoint", move |_caller: Caller<'_, State>| {
             // No debugger attached (`--gdb` comes with the gdb bridge): print and go on.
             let sym = clew_symbolizer::host::current_process();
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "clew.breakpoint: no debugger attached; the stack here:"
-            );
-            print_backtrace(&capture(), &sym, &mut out);
+            let frames = r.frames(&capture(), &sym);
+            r.breakpoint(&frames, &mut std::io::stdout().lock());
         })
         .map_err(wasmtime_error)?;
     Ok(())
@@ -297,8 +337,10 @@ fn install_panic_hook() {
 }
 
 fn report_panic(
+    function: &str,
     payload: &Box<dyn std::any::Any + Send>,
     sym: &Symbolizer,
+    reporter: &Reporter,
     out: &mut dyn std::io::Write,
 ) {
     let msg = payload
@@ -306,131 +348,54 @@ fn report_panic(
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("(non-string payload)");
-    let _ = writeln!(out, "panic: {msg}");
-    if let Some(pcs) = PANIC_PCS.with(|p| p.borrow_mut().take()) {
-        let _ = writeln!(out, "backtrace at the panic point (innermost first):");
-        print_backtrace(&pcs, sym, out);
-    }
+    let frames = PANIC_PCS
+        .with(|p| p.borrow_mut().take())
+        .map(|pcs| reporter.frames(&pcs, sym));
+    reporter.panic(function, msg, frames.as_deref(), out);
 }
 
-fn report_trap(e: &wasmtime::Error, out: &mut dyn std::io::Write) {
+fn report_trap(
+    function: &str,
+    e: &wasmtime::Error,
+    reporter: &Reporter,
+    out: &mut dyn std::io::Write,
+) {
     let cause = match e.downcast_ref::<wasmtime::Trap>() {
         Some(t) if t.to_string().starts_with("wasm trap") => t.to_string(),
         Some(t) => format!("wasm trap: {t}"),
         None => format!("error: {e:#}"),
     };
-    let _ = writeln!(out, "{cause}");
-    if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
-        let _ = writeln!(out, "wasm frames at the fault (innermost first):");
-        for (i, f) in bt.frames().iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "  #{i:<2} JIT     {}  wasm function {}{}",
-                f.module().name().unwrap_or("wasm module"),
-                f.func_name()
-                    .map_or_else(|| format!("#{}", f.func_index()), str::to_owned),
-                f.module_offset()
-                    .map(|o| format!(" at wasm offset {o:#x}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
+    let frames = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| reporter.wasm_frames(bt))
+        .unwrap_or_default();
+    reporter.trap(function, &cause, &frames, out);
 }
 
 /// Prints one line per frame (and one per inlined caller): index, PC, JIT/native, module,
-/// function, source location.
+/// function, source location (plain text).
 pub fn print_backtrace(pcs: &[usize], sym: &Symbolizer, out: &mut dyn std::io::Write) {
-    print_frames(pcs, false, sym, out)
+    let reporter = Reporter::new(Format::Text { color: false });
+    crate::report::print_frames(&reporter.frames(pcs, sym), false, out);
 }
 
-/// Like [`print_backtrace`] for a backtrace walked from a fault context: its first PC is
-/// the faulting instruction's, symbolized as is (the others are return addresses).
-pub fn print_fault_backtrace(pcs: &[usize], sym: &Symbolizer, out: &mut dyn std::io::Write) {
-    print_frames(pcs, true, sym, out)
-}
+pub use crate::report::short_name;
 
-fn print_frames(pcs: &[usize], exact_first: bool, sym: &Symbolizer, out: &mut dyn std::io::Write) {
-    for (i, &pc) in pcs.iter().enumerate() {
-        let exact = exact_first && i == 0;
-        let lookup = (pc as u64).saturating_sub(u64::from(!exact));
-        let s = match sym.symbolize(lookup) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = writeln!(out, "  #{i:<2} {pc:#014x}  ?  ({e})");
-                continue;
-            }
-        };
-        let (kind, module) = match &s.module {
-            Some(m) if m.kind == SymKind::Jit => ("JIT   ", m.name.to_string()),
-            Some(m) if &*m.name == "/proc/self/exe" => ("native", exe_name()),
-            Some(m) => (
-                "native",
-                m.name.rsplit('/').next().unwrap_or(&m.name).to_owned(),
-            ),
-            None => ("?     ", "?".to_owned()),
-        };
-        if s.frames.is_empty() {
-            let _ = writeln!(out, "  #{i:<2} {pc:#014x}  {kind} {module}  ??");
-        }
-        for (k, f) in s.frames.iter().enumerate() {
-            let name = f
-                .function
-                .as_ref()
-                .map(|n| short_name(n.demangled()))
-                .unwrap_or_else(|| "??".to_owned());
-            let loc = match (&f.file, f.line, f.source_offset) {
-                (Some(file), Some(line), _) => format!("  at {}:{line}", short_path(file)),
-                (Some(file), None, _) => format!("  at {}", short_path(file)),
-                (None, _, Some(off)) => format!("  at wasm offset {off:#x}"),
-                _ => String::new(),
-            };
-            let prefix = if k == 0 {
-                format!("#{i:<2} {pc:#014x}")
-            } else {
-                "   (inlined by)   ".to_owned()
-            };
-            let _ = writeln!(out, "  {prefix}  {kind} {module}  {name}{loc}");
-        }
-    }
-}
-
-fn exe_name() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "exe".to_owned())
-}
-
-/// A demangled name without generic arguments (`f<T, U>` → `f`), which in Rust can run to
-/// hundreds of characters; a leading `<T as Trait>` qualification is kept.
-pub fn short_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut depth = 0usize;
-    let mut prev = ' ';
-    for c in name.chars() {
-        match c {
-            '<' if depth > 0 || (prev.is_alphanumeric() || prev == '_' || prev == '}') => {
-                depth += 1
-            }
-            '>' if depth > 0 => depth -= 1,
-            _ if depth > 0 => {}
-            _ => out.push(c),
-        }
-        prev = c;
-    }
-    out
-}
-
-/// A source path without the Cargo registry's or the Rust toolchain's long prefix.
-pub fn short_path(path: &str) -> &str {
-    if let Some(i) = path.find("/registry/src/") {
-        let rest = &path[i + "/registry/src/".len()..];
-        return rest.split_once('/').map_or(rest, |(_, r)| r);
-    }
-    if let Some(rest) = path.strip_prefix("/rustc/") {
-        return rest.split_once('/').map_or(rest, |(_, r)| r);
-    }
-    path
+/// A multi-line error (the text format's parser shows the line with a caret) as one
+/// line: the message, then the position from its `--> <anon>:LINE:COL` line.
+fn one_line(msg: &str) -> String {
+    let mut lines = msg.lines();
+    let first = lines.next().unwrap_or_default().trim_end().to_owned();
+    let at = lines
+        .filter_map(|l| l.trim_start().strip_prefix("--> "))
+        .filter_map(|l| {
+            l.rsplit_once(':')
+                .and_then(|(a, col)| Some((a.rsplit_once(':')?.1, col)))
+        })
+        .map(|(line, col)| format!(" (line {line}, column {col})"))
+        .next()
+        .unwrap_or_default();
+    format!("{first}{at}")
 }
 
 fn parse_val(t: &ValType, a: &str) -> Result<Val> {
@@ -457,14 +422,4 @@ fn parse_val(t: &ValType, a: &str) -> Result<Val> {
         ),
         other => bail!("parameters of type {other} are not supported"),
     })
-}
-
-fn show_val(v: &Val) -> String {
-    match v {
-        Val::I32(x) => x.to_string(),
-        Val::I64(x) => x.to_string(),
-        Val::F32(x) => f32::from_bits(*x).to_string(),
-        Val::F64(x) => f64::from_bits(*x).to_string(),
-        other => format!("{other:?}"),
-    }
 }

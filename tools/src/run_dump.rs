@@ -88,16 +88,25 @@ impl Drop for Armed {
 impl Armed {
     /// After a trap: prints clew's backtrace captured at the fault (when the trap came
     /// from a signal), records a trap event and, with `--dump`, writes the dump.
-    pub fn trap(&self, error: &wasmtime::Error, sym: &Symbolizer, out: &mut dyn std::io::Write) {
+    pub fn trap(
+        &self,
+        error: &wasmtime::Error,
+        sym: &Symbolizer,
+        reporter: &crate::report::Reporter,
+        out: &mut dyn std::io::Write,
+    ) {
         let fault = take_fault();
         match fault {
             Some(f) => {
-                let _ = writeln!(
+                reporter.note(
+                    &format!(
+                        "clew backtrace at the fault ({}, innermost first):",
+                        signal_name(f.signo)
+                    ),
                     out,
-                    "clew backtrace at the fault ({}, innermost first):",
-                    signal_name(f.signo)
                 );
-                crate::run::print_fault_backtrace(&f.pcs[..f.n_pcs], sym, out);
+                let frames = reporter.frames_at_fault(&f.pcs[..f.n_pcs], sym);
+                reporter.backtrace("fault", &frames, out);
                 clew_tracer::modules::trap_event(
                     TrapKind::Signal(f.signo),
                     f.regs[16],
@@ -105,12 +114,10 @@ impl Armed {
                     f.code as u64,
                 );
             }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "(no fault context: the trap was raised by the runtime, not a signal)"
-                );
-            }
+            None => reporter.note(
+                "(no fault context: the trap was raised by the runtime, not a signal)",
+                out,
+            ),
         }
         if self.dump.is_none() {
             return;

@@ -17,6 +17,8 @@ use clap::Args;
 use clew_symbolizer::host::{self, ProcessMaps};
 use clew_symbolizer::{ElfImage, Error, Frame, Symbolized, Symbolizer};
 
+use crate::progress::Progress;
+
 /// The flags of `clew symbolize`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SymbolizeArgs {
@@ -185,7 +187,21 @@ fn answer(
 ) -> Result<()> {
     let addrs: Vec<Option<u64>> = batch.iter().map(|s| parse_addr(s)).collect();
     let valid: Vec<u64> = addrs.iter().flatten().copied().collect();
-    let results = host::parallel::map(&valid, args.threads, |a| target.symbolize(a));
+    // The first lookups of a big file parse its DWARF unit index and units: a bar on a
+    // terminal when that takes more than a second.
+    let progress = Progress::bar(
+        valid.len() as u64,
+        match args.pid {
+            Some(pid) => format!("symbolizing in process {pid}"),
+            None => format!("symbolizing in {}", args.exe.display()),
+        },
+    );
+    let results = host::parallel::map(&valid, args.threads, |a| {
+        let r = target.symbolize(a);
+        progress.inc(1);
+        r
+    });
+    drop(progress);
     let mut results = results.into_iter();
     for (text, addr) in batch.iter().zip(&addrs) {
         let result = addr.map(|_| results.next().expect("one result per valid address"));

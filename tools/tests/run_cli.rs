@@ -55,7 +55,7 @@ fn demo_shows_jit_frames_and_a_caught_panic() {
             "JIT    demo  outer",
             "JIT    demo  main",
             "clew::run::run  at ",
-            "tools/src/run.rs:",
+            "src/run.rs:",
         ],
     );
     // The panic, its backtrace from the panic point through the JIT frames, and the end.

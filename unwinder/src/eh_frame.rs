@@ -38,10 +38,18 @@ pub struct FdeEntry {
 }
 
 /// The sorted FDE index and CIE cache of one `.eh_frame` section.
+///
+/// `repr(C)`, with what a lookup of a small index reads first: a module keeps the index
+/// right after its text bounds, so that a lookup in a module of at most [`SMALL_FDES`]
+/// FDEs (a function registered alone through `__register_frame`, say) reads one cache
+/// line of the module and nothing else.
 #[derive(Debug)]
 #[repr(C)]
 pub struct EhFrameIndex {
     fdes: Box<[FdeEntry]>,
+    /// A copy of `fdes` when there are at most [`SMALL_FDES`] of them (zeroed slots past
+    /// the end): searched instead of `fdes`, which would be another cache miss.
+    small: [FdeEntry; SMALL_FDES],
     /// For a large index: `pages[p]` is how many FDEs start at or before text offset
     /// `p << page_shift`, so a lookup binary-searches only the FDEs of one page (a dozen
     /// probes fewer in a big executable). Empty for small indices.
@@ -52,6 +60,27 @@ pub struct EhFrameIndex {
 
 /// Indices with at most this many FDEs are searched without a page table.
 const MIN_PAGED_FDES: usize = 64;
+
+/// Indices with at most this many FDEs keep them inline too (see [`EhFrameIndex`]).
+pub const SMALL_FDES: usize = 2;
+
+const NO_FDE: FdeEntry = FdeEntry {
+    start: 0,
+    len: 0,
+    offset: 0,
+};
+
+/// How many bytes at the front of an [`EhFrameIndex`] a lookup in a small index reads.
+pub(crate) const HOT_INDEX_BYTES: usize =
+    core::mem::offset_of!(EhFrameIndex, small) + core::mem::size_of::<[FdeEntry; SMALL_FDES]>();
+
+fn small_copy(fdes: &[FdeEntry]) -> [FdeEntry; SMALL_FDES] {
+    let mut small = [NO_FDE; SMALL_FDES];
+    if fdes.len() <= SMALL_FDES {
+        small[..fdes.len()].copy_from_slice(fdes);
+    }
+    small
+}
 
 /// Walks the length fields of a zero-terminated `.eh_frame` section starting at `start`
 /// and returns its length in bytes, including the 4-byte zero terminator.
@@ -171,6 +200,7 @@ impl EhFrameIndex {
         let (pages, page_shift) = page_table(&fdes, bounds.end - bounds.start);
         Ok((
             EhFrameIndex {
+                small: small_copy(&fdes),
                 fdes: fdes.into_boxed_slice(),
                 pages: pages.into_boxed_slice(),
                 page_shift,
@@ -183,6 +213,12 @@ impl EhFrameIndex {
     /// The FDE whose range holds `text_offset` (a PC minus the module's text start).
     #[inline]
     pub fn find(&self, text_offset: u32) -> Option<&FdeEntry> {
+        let n = self.fdes.len();
+        if n <= SMALL_FDES {
+            let small = &self.small[..n];
+            let i = small.partition_point(|e| e.start <= text_offset);
+            return entry_before(small, i, text_offset);
+        }
         let i = match self.pages.len() {
             0 => self.fdes.partition_point(|e| e.start <= text_offset),
             n => {
@@ -197,13 +233,7 @@ impl EhFrameIndex {
                 lo + self.fdes[lo..hi].partition_point(|e| e.start <= text_offset)
             }
         };
-        self.entry_before(i, text_offset)
-    }
-
-    #[inline]
-    fn entry_before(&self, i: usize, text_offset: u32) -> Option<&FdeEntry> {
-        let e = self.fdes.get(i.checked_sub(1)?)?;
-        (text_offset - e.start < e.len).then_some(e)
+        entry_before(&self.fdes, i, text_offset)
     }
 
     /// All FDEs, sorted by start.
@@ -215,6 +245,13 @@ impl EhFrameIndex {
     pub fn cie(&self, offset: usize) -> gimli::Result<Cie> {
         find_cie(&self.cies, offset)
     }
+}
+
+/// The entry before position `i` of `fdes` when it covers `text_offset`.
+#[inline]
+fn entry_before(fdes: &[FdeEntry], i: usize, text_offset: u32) -> Option<&FdeEntry> {
+    let e = fdes.get(i.checked_sub(1)?)?;
+    (text_offset - e.start < e.len).then_some(e)
 }
 
 /// The page table of a sorted index over `text_len` bytes: pages sized so that there
@@ -260,7 +297,7 @@ mod tests {
             seed ^= seed << 17;
             (seed % u64::from(m)) as u32
         };
-        for n in [1usize, 10, 64, 65, 100, 1000] {
+        for n in [1usize, 2, 3, 10, 64, 65, 100, 1000] {
             let mut fdes = Vec::new();
             let mut at = next(64);
             for _ in 0..n {
@@ -278,6 +315,7 @@ mod tests {
             let (pages, page_shift) = page_table(&fdes, text_len);
             assert_eq!(pages.is_empty(), n <= MIN_PAGED_FDES);
             let index = EhFrameIndex {
+                small: small_copy(&fdes),
                 fdes: fdes.clone().into_boxed_slice(),
                 pages: pages.into_boxed_slice(),
                 page_shift,

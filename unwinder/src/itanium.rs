@@ -16,6 +16,7 @@
 //! kernel with its own personality. Nothing here allocates or takes a lock.
 
 use core::ffi::{c_int, c_void};
+use core::ops::ControlFlow;
 
 use crate::arch::x86_64::Regs;
 use crate::unwind::FdeInfo;
@@ -159,7 +160,7 @@ pub fn find_fde_address(pc: usize) -> Option<(u64, u64)> {
     {
         let guard = crate::global().pin();
         if let Some((module, entry)) = guard.find_fde(pc) {
-            let fde = module.eh_frame().as_ptr() as u64 + u64::from(entry.offset);
+            let fde = module.eh_frame_start() as u64 + u64::from(entry.offset);
             let start = module.text().start as u64 + u64::from(entry.start);
             return Some((fde, start));
         }
@@ -294,23 +295,36 @@ fn walk(
         }
     };
     let mut frames = unwinder.frames(regs, false, &mem, rules);
-    // The entry point's own frame.
-    match frames.next() {
-        Some(Ok(f)) if f.cfa.is_some() => {}
-        _ => return Err(URC_FATAL_PHASE1_ERROR),
+    // The entry point's own frame (through its cached rule when it has one).
+    if frames.step_cached().is_none() {
+        match frames.next() {
+            Some(Ok(f)) if f.cfa.is_some() => {}
+            _ => return Err(URC_FATAL_PHASE1_ERROR),
+        }
     }
-    let mut ctx = UnwindContext::new(regs, 0, false, None);
+    // `ctx.regs` holds the registers of the frame to visit next: copied from the
+    // iterator after a frame it stepped, stepped in place by `walk_cached`.
+    let mut ctx = UnwindContext::new(*frames.registers(), 0, false, None);
     loop {
-        ctx.regs = *frames.registers();
-        // A backtrace (no FDE details needed) takes the cached-rule path where it can.
-        if infos.is_none() && frames.step_cached().is_some() {
-            ctx.cfa = frames.last_cfa().unwrap_or(0);
-            ctx.exact_pc = false;
-            ctx.info = None;
-            match visit(Event::Frame(&mut ctx)) {
-                Visit::Continue => continue,
-                Visit::Stop(code) => return Err(code),
-                Visit::Install => return Ok(ctx.regs),
+        // A backtrace (no FDE details needed) takes the cached-rule path where it can:
+        // each frame is visited, then stepped.
+        if infos.is_none() {
+            let flow = frames.walk_cached(
+                &mut ctx,
+                |c| &mut c.regs,
+                |c, cfa| {
+                    c.cfa = cfa;
+                    c.exact_pc = false;
+                    c.info = None;
+                    match visit(Event::Frame(c)) {
+                        Visit::Continue => ControlFlow::Continue(()),
+                        Visit::Stop(code) => ControlFlow::Break(Err(code)),
+                        Visit::Install => ControlFlow::Break(Ok(c.regs)),
+                    }
+                },
+            );
+            if let ControlFlow::Break(r) = flow {
+                return r;
             }
         }
         match frames.next() {
@@ -345,7 +359,7 @@ fn walk(
             }
         }
         match visit(Event::Frame(&mut ctx)) {
-            Visit::Continue => {}
+            Visit::Continue => ctx.regs = *frames.registers(),
             Visit::Stop(code) => return Err(code),
             Visit::Install => return Ok(ctx.regs),
         }

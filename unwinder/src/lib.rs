@@ -49,7 +49,7 @@ pub use registry::{
     SymbolMap, global,
 };
 pub use rules::{CompactRule, UnwindCache};
-pub use unwind::{DEFAULT_MAX_DEPTH, FdeInfo, Frame, FrameIter, FrameKind, Unwinder};
+pub use unwind::{CachedStep, DEFAULT_MAX_DEPTH, FdeInfo, Frame, FrameIter, FrameKind, Unwinder};
 
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub use os::linux::backtrace;

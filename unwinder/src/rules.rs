@@ -3,7 +3,7 @@
 //! Evaluating CFI means running an FDE's instructions up to the PC. The result for the
 //! common frame shapes fits a [`CompactRule`]: the CFA is a register plus an offset, and
 //! the return address and the few callee-saved registers are stored at offsets from the
-//! CFA. Those are cached per PC in a small direct-mapped [`UnwindCache`], so a repeated
+//! CFA. Those are cached per PC in a small set-associative [`UnwindCache`], so a repeated
 //! stack costs one hash, one compare and the loads the rule names. Anything else (CFA or
 //! register expressions, register-to-register rules, signal frames' rules) stays with the
 //! full evaluation in [`crate::evaluate`] and is not cached.
@@ -94,26 +94,47 @@ impl CompactRule {
     }
 }
 
-/// 256 sets of 2 ways: 512 rules. Two ways keep the few PCs of one stack that hash to
-/// the same set from evicting each other on every walk.
-const SET_BITS: u32 = 8;
+/// 128 sets of 4 ways: 512 rules. Four ways keep the PCs of one stack that hash to the
+/// same set from evicting each other on every walk: with two, a 64-frame stack had a
+/// set of three PCs in about one process out of two (which PCs collide depends on where
+/// the loader put the code), and those frames were evaluated from their FDEs on every
+/// walk; five of 65 PCs in one of 128 sets is rare (~2 % of such processes).
+const SET_BITS: u32 = 7;
 const SETS: usize = 1 << SET_BITS;
-const WAYS: usize = 2;
+const WAYS: usize = 4;
 
 #[derive(Clone, Copy)]
 struct Entry {
-    /// The lookup PC (0: empty).
-    pc: usize,
     module: u64,
     rule: CompactRule,
 }
 
-/// A 2-way set-associative cache of compiled rules keyed by lookup PC, owned by whoever
+/// A 4-way set-associative cache of compiled rules keyed by lookup PC, owned by whoever
 /// walks (a thread, a panic handler's static, a host tool). It forgets everything when
 /// the registry's generation moves, since a deregistered range may hold new code.
+///
+/// A set's four keys share half a cache line (`tags`), apart from the entries, so a
+/// lookup compares them with one line read and then reads only the entry it hits.
 pub struct UnwindCache {
     generation: u64,
-    sets: [[Entry; WAYS]; SETS],
+    /// The lookup PCs of each set's entries, most recently inserted first (0: empty).
+    tags: [[usize; WAYS]; SETS],
+    entries: [[Entry; WAYS]; SETS],
+    /// The rules the last walks used, by depth: `path[d]` is the lookup PC of the frame
+    /// at depth `d` and its rule (0: none). A stack walked again (a backtrace taken
+    /// from the same place, a throw along the same path) finds its rule here by
+    /// comparing one PC, before it knows the PC's hash: the rule's address no longer
+    /// waits for the previous frame's return address, so the CPU overlaps the frames.
+    path: [PathEntry; PATH],
+}
+
+/// How many frames of a walk [`UnwindCache`] remembers by depth.
+const PATH: usize = 128;
+
+#[derive(Clone, Copy)]
+struct PathEntry {
+    pc: usize,
+    rule: CompactRule,
 }
 
 impl Default for UnwindCache {
@@ -125,7 +146,6 @@ impl Default for UnwindCache {
 impl UnwindCache {
     pub const fn new() -> Self {
         const EMPTY: Entry = Entry {
-            pc: 0,
             module: 0,
             rule: CompactRule {
                 cfa_reg: 0,
@@ -136,9 +156,15 @@ impl UnwindCache {
                 saved: [(0, 0); MAX_SAVED],
             },
         };
+        const NO_PATH: PathEntry = PathEntry {
+            pc: 0,
+            rule: EMPTY.rule,
+        };
         UnwindCache {
             generation: 0,
-            sets: [[EMPTY; WAYS]; SETS],
+            tags: [[0; WAYS]; SETS],
+            entries: [[EMPTY; WAYS]; SETS],
+            path: [NO_PATH; PATH],
         }
     }
 
@@ -152,26 +178,109 @@ impl UnwindCache {
     #[inline]
     pub fn validate(&mut self, generation: u64) {
         if self.generation != generation {
-            self.sets.iter_mut().flatten().for_each(|e| e.pc = 0);
+            self.tags = [[0; WAYS]; SETS];
+            self.path.iter_mut().for_each(|p| p.pc = 0);
             self.generation = generation;
+        }
+    }
+
+    /// The rule the frame at `depth` of an earlier walk had, when its lookup PC was `pc`.
+    #[inline(always)]
+    pub fn on_path(&self, depth: usize, pc: usize) -> Option<&CompactRule> {
+        let p = self.path.get(depth)?;
+        (p.pc == pc && pc != 0).then_some(&p.rule)
+    }
+
+    /// Remembers that the frame at `depth` has lookup PC `pc` and its rule is cached:
+    /// the next walk through the same frame finds it with [`UnwindCache::on_path`].
+    #[inline]
+    pub fn remember_path(&mut self, depth: usize, pc: usize) {
+        let rule = match self.get(pc) {
+            Some((_, rule)) => *rule,
+            None => return,
+        };
+        if let Some(p) = self.path.get_mut(depth) {
+            *p = PathEntry { pc, rule };
         }
     }
 
     #[inline]
     pub fn get(&self, pc: usize) -> Option<(u64, &CompactRule)> {
-        let set = &self.sets[Self::set(pc)];
-        let e = set.iter().find(|e| e.pc == pc && pc != 0)?;
+        if pc == 0 {
+            return None;
+        }
+        let set = Self::set(pc);
+        let way = self.tags[set].iter().position(|&t| t == pc)?;
+        let e = &self.entries[set][way];
         Some((e.module, &e.rule))
     }
 
-    /// Inserts into the set's first way, moving its entry to the second (the older one
-    /// leaves): the most recently inserted rules stay.
+    /// Inserts into the set's first way, moving the others down (the oldest leaves): the
+    /// most recently inserted rules stay.
     #[inline]
     pub fn insert(&mut self, pc: usize, module: u64, rule: CompactRule) {
-        let set = &mut self.sets[Self::set(pc)];
-        if set[0].pc != pc {
-            set[1] = set[0];
+        let set = Self::set(pc);
+        let (tags, entries) = (&mut self.tags[set], &mut self.entries[set]);
+        // Where `pc` already is, else the last way: everything before it moves down one.
+        let at = tags.iter().position(|&t| t == pc).unwrap_or(WAYS - 1);
+        tags.copy_within(0..at, 1);
+        entries.copy_within(0..at, 1);
+        tags[0] = pc;
+        entries[0] = Entry { module, rule };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(off: i32) -> CompactRule {
+        CompactRule {
+            cfa_reg: 7,
+            cfa_off: off,
+            ra_off: -8,
+            flags: 0,
+            n_saved: 0,
+            saved: [(0, 0); MAX_SAVED],
         }
-        set[0] = Entry { pc, module, rule };
+    }
+
+    /// PCs of one set: the four most recently inserted stay, re-inserting one keeps the
+    /// others, a new generation forgets them all.
+    #[test]
+    fn four_ways_keep_the_newest() {
+        let mut c = UnwindCache::new();
+        let set = UnwindCache::set(0x1000);
+        let pcs: alloc::vec::Vec<usize> = (0x1000..)
+            .filter(|&pc| UnwindCache::set(pc) == set)
+            .take(6)
+            .collect();
+        for (i, &pc) in pcs[..4].iter().enumerate() {
+            c.insert(pc, i as u64, rule(i as i32));
+        }
+        for (i, &pc) in pcs[..4].iter().enumerate() {
+            assert_eq!(
+                c.get(pc).map(|(m, r)| (m, r.cfa_off)),
+                Some((i as u64, i as i32))
+            );
+        }
+        c.insert(pcs[1], 9, rule(9));
+        c.insert(pcs[4], 4, rule(4));
+        assert!(c.get(pcs[0]).is_none(), "the oldest left");
+        assert_eq!(c.get(pcs[1]).map(|(m, _)| m), Some(9));
+        for &pc in &pcs[2..5] {
+            assert!(c.get(pc).is_some());
+        }
+        assert!(c.get(pcs[5]).is_none());
+        assert!(c.get(0).is_none());
+        c.remember_path(3, pcs[2]);
+        c.remember_path(4, 0x7777);
+        assert_eq!(c.on_path(3, pcs[2]).map(|r| r.cfa_off), Some(2));
+        assert!(c.on_path(3, pcs[3]).is_none(), "another PC at that depth");
+        assert!(c.on_path(4, 0x7777).is_none(), "not cached: not remembered");
+        assert!(c.on_path(PATH, pcs[2]).is_none());
+        c.validate(1);
+        assert!(pcs.iter().all(|&pc| c.get(pc).is_none()));
+        assert!(c.on_path(3, pcs[2]).is_none());
     }
 }

@@ -8,6 +8,7 @@
 //! captured at a fault, the PC is exact and used as is.
 
 use core::marker::PhantomData;
+use core::ops::ControlFlow;
 
 use gimli::{BaseAddresses, EhFrame, UnwindSection};
 
@@ -130,14 +131,13 @@ impl<'r, A: Arch> Unwinder<'r, A> {
         mem: &'a M,
         cache: Option<&'a mut UnwindCache>,
     ) -> FrameIter<'a, A, M> {
-        let guard = self.registry.pin();
         let mut cache = cache;
         if let Some(c) = cache.as_deref_mut() {
             c.validate(self.registry.generation());
         }
         FrameIter {
             unwinder: self,
-            guard,
+            guard: None,
             regs,
             mem,
             cache,
@@ -170,10 +170,14 @@ enum State {
     Done,
 }
 
-/// An iterator over the frames of one walk. Holds the registry pinned while it lives.
+/// An iterator over the frames of one walk. Holds the registry pinned from the first
+/// frame that looks a module up until it is dropped.
 pub struct FrameIter<'a, A: Arch, M: Memory> {
     unwinder: &'a Unwinder<'a, A>,
-    guard: Guard<'a>,
+    /// Pinned at the first frame that needs the registry: a walk whose rules all come
+    /// from the cache reads nothing the registry frees, and skips the pin's two locked
+    /// instructions.
+    guard: Option<Guard<'a>>,
     regs: A::Regs,
     mem: &'a M,
     cache: Option<&'a mut UnwindCache>,
@@ -200,6 +204,32 @@ pub struct FdeInfo {
     pub fde_address: u64,
 }
 
+/// A frame's step through a cached compact rule, read from memory but not applied: the
+/// frame's CFA and its caller's return address and callee-saved registers.
+#[derive(Clone, Copy, Debug)]
+pub struct CachedStep {
+    /// The frame's CFA (its caller's stack pointer).
+    pub cfa: u64,
+    ra: u64,
+    n_saved: u8,
+    saved: [(u16, u64); crate::rules::MAX_SAVED],
+    /// The lookup PC to remember on the cache's path (its rule was not found there).
+    remember: Option<usize>,
+}
+
+impl CachedStep {
+    /// Turns a frame's registers into its caller's (stack pointer, saved registers and
+    /// PC; the rest keep their values, as in every step).
+    #[inline(always)]
+    pub fn apply<R: Registers>(&self, regs: &mut R) {
+        regs.set_sp(self.cfa);
+        for &(reg, v) in &self.saved[..self.n_saved as usize] {
+            regs.set(reg, v);
+        }
+        regs.set_pc(self.ra);
+    }
+}
+
 /// How one frame's caller registers are obtained.
 enum Step {
     Compact(CompactRule),
@@ -221,21 +251,46 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
 
     /// Writes the PCs of the remaining frames into `buf` and returns how many. Stops at
     /// the end of the stack, an error, or a full buffer. Frames whose compact rule is in
-    /// the cache take a short path that builds no [`Frame`]: the warm backtrace.
+    /// the cache take [`FrameIter::walk_cached`], which builds no [`Frame`]: the warm
+    /// backtrace.
     pub fn collect_pcs(mut self, buf: &mut [usize]) -> usize {
-        let mut n = 0;
-        while n < buf.len() {
-            let pc = match self.step_cached() {
-                Some(pc) => pc,
-                None => match self.next() {
-                    Some(Ok(frame)) => frame.pc,
-                    _ => break,
-                },
-            };
-            buf[n] = pc as usize;
-            n += 1;
+        struct Out<'b, R> {
+            regs: R,
+            buf: &'b mut [usize],
+            n: usize,
         }
-        n
+        let mut out = Out {
+            regs: self.regs.clone(),
+            buf,
+            n: 0,
+        };
+        while out.n < out.buf.len() {
+            let flow = self.walk_cached(
+                &mut out,
+                |o| &mut o.regs,
+                |o, _cfa| {
+                    o.buf[o.n] = o.regs.pc() as usize;
+                    o.n += 1;
+                    if o.n < o.buf.len() {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                },
+            );
+            if flow.is_break() {
+                break;
+            }
+            match self.next() {
+                Some(Ok(frame)) => {
+                    out.buf[out.n] = frame.pc as usize;
+                    out.n += 1;
+                    out.regs = self.regs.clone();
+                }
+                _ => break,
+            }
+        }
+        out.n
     }
 
     /// The CFA of the frame yielded (or stepped over) last.
@@ -249,6 +304,20 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
     /// the general path: call `next` then.
     #[inline]
     pub fn step_cached(&mut self) -> Option<u64> {
+        let step = self.peek_cached()?;
+        let pc = self.regs.pc();
+        self.commit_step(&step);
+        Some(pc)
+    }
+
+    /// The step `step_cached` would take, read but not applied: for a walker that shows
+    /// the frame (its registers, its CFA) to someone before stepping past it, such as the
+    /// Itanium `_Unwind_Backtrace`'s callback. Apply it with [`FrameIter::commit_step`].
+    /// Every memory read happens here: a failed read gives `None` and changes nothing.
+    // Inlined: the step is a dozen words that a call would return through memory and
+    // the caller would reload at once (a store-forwarding stall on every frame).
+    #[inline(always)]
+    pub fn peek_cached(&self) -> Option<CachedStep> {
         if !matches!(self.state, State::Walking)
             || self.exact_pc
             || self.depth >= self.unwinder.max_depth
@@ -256,7 +325,12 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             return None;
         }
         let (pc, sp) = (self.regs.pc(), self.regs.sp());
-        let rule = *self.cache.as_ref()?.get(pc.checked_sub(1)? as usize)?.1;
+        let cache = self.cache.as_ref()?;
+        let lookup = pc.checked_sub(1)? as usize;
+        let (rule, on_path) = match cache.on_path(self.depth, lookup) {
+            Some(rule) => (rule, true),
+            None => (cache.get(lookup)?.1, false),
+        };
         if rule.flags & (CompactRule::SIGNAL | CompactRule::RA_UNDEFINED) != 0 {
             return None;
         }
@@ -267,28 +341,147 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
         if cfa < sp || self.last_cfa.is_some_and(|last| cfa <= last) {
             return None;
         }
-        // Every read before any write: a failed read leaves the walk untouched for `next`.
         let ra = self
             .mem
             .read_u64(cfa.wrapping_add(rule.ra_off as i64 as u64))
             .ok()?;
-        let saved = &rule.saved[..rule.n_saved as usize];
-        let mut values = [0u64; crate::rules::MAX_SAVED];
-        for (v, &(_, off)) in values.iter_mut().zip(saved) {
-            *v = self
-                .mem
-                .read_u64(cfa.wrapping_add(off as i64 as u64))
-                .ok()?;
+        let n_saved = rule.n_saved as usize;
+        let mut saved = [(0u16, 0u64); crate::rules::MAX_SAVED];
+        for (v, &(reg, off)) in saved.iter_mut().zip(&rule.saved[..n_saved]) {
+            *v = (
+                reg,
+                self.mem
+                    .read_u64(cfa.wrapping_add(off as i64 as u64))
+                    .ok()?,
+            );
         }
-        self.regs.set_sp(cfa);
-        for (&v, &(reg, _)) in values.iter().zip(saved) {
-            self.regs.set(reg, v);
+        Some(CachedStep {
+            cfa,
+            ra,
+            n_saved: n_saved as u8,
+            saved,
+            remember: (!on_path).then_some(lookup),
+        })
+    }
+
+    /// Steps past the current frame with what [`FrameIter::peek_cached`] read (nothing
+    /// else may have moved the walk in between).
+    #[inline(always)]
+    pub fn commit_step(&mut self, step: &CachedStep) {
+        if let (Some(pc), Some(cache)) = (step.remember, self.cache.as_deref_mut()) {
+            cache.remember_path(self.depth, pc);
         }
-        self.regs.set_pc(ra);
+        step.apply(&mut self.regs);
         self.depth += 1;
-        self.last_cfa = Some(cfa);
+        self.last_cfa = Some(step.cfa);
         self.fde_info = None;
-        Some(pc)
+    }
+
+    /// Walks on through cached compact rules, on registers the caller keeps inside `ctx`
+    /// (`regs(ctx)`, equal to this iterator's registers on entry): for each frame,
+    /// `visit(ctx, cfa)` sees the frame's registers and CFA, then the walk steps past it.
+    /// `visit` is meant to read the registers (a trace callback): should it change
+    /// them, the walk goes on from the changed ones, except the PC and stack pointer,
+    /// which it keeps in locals.
+    /// Returns when `visit` breaks (the walk is then over: `next` yields nothing more),
+    /// or when a frame needs the general path (`next`); the iterator then stands where
+    /// the walk stopped, its registers copied from `regs(ctx)` once (not per frame).
+    ///
+    /// This is the Itanium `_Unwind_Backtrace` loop: depth, last CFA and the cache stay
+    /// in registers, each frame's rule comes from the cache's path (one compare), and
+    /// the context the callback sees is updated in place, a few words per frame.
+    #[inline]
+    pub fn walk_cached<C, B>(
+        &mut self,
+        ctx: &mut C,
+        regs: impl Fn(&mut C) -> &mut A::Regs,
+        mut visit: impl FnMut(&mut C, u64) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        if !matches!(self.state, State::Walking) || self.exact_pc {
+            return ControlFlow::Continue(());
+        }
+        let Some(cache) = self.cache.as_deref_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let mem = self.mem;
+        let max_depth = self.unwinder.max_depth;
+        let (mut depth, mut last_cfa) = (self.depth, self.last_cfa);
+        // The PC and SP stay in locals too (the context gets them stored, but the next
+        // frame does not wait to load them back). The first ones come from the
+        // iterator's copy (equal by contract): `regs(ctx)` was usually just copied
+        // with wide stores that a narrow load cannot be forwarded from.
+        let (mut pc, mut sp) = (self.regs.pc(), self.regs.sp());
+        let flow = loop {
+            if depth >= max_depth {
+                break ControlFlow::Continue(());
+            }
+            let Some(lookup) = (pc as usize).checked_sub(1) else {
+                break ControlFlow::Continue(());
+            };
+            let rule = if let Some(rule) = cache.on_path(depth, lookup) {
+                rule
+            } else {
+                cache.remember_path(depth, lookup);
+                match cache.get(lookup) {
+                    Some((_, rule)) => rule,
+                    None => break ControlFlow::Continue(()),
+                }
+            };
+            if rule.flags & (CompactRule::SIGNAL | CompactRule::RA_UNDEFINED) != 0 {
+                break ControlFlow::Continue(());
+            }
+            let base = if rule.cfa_reg == A::SP {
+                sp
+            } else {
+                match regs(ctx).get(rule.cfa_reg) {
+                    Some(v) => v,
+                    None => break ControlFlow::Continue(()),
+                }
+            };
+            let cfa = base.wrapping_add(rule.cfa_off as i64 as u64);
+            if cfa < sp || last_cfa.is_some_and(|last| cfa <= last) {
+                break ControlFlow::Continue(());
+            }
+            // Every read before the visit and any write: a failed read leaves the frame
+            // to the general path, unvisited.
+            let Ok(ra) = mem.read_u64(cfa.wrapping_add(rule.ra_off as i64 as u64)) else {
+                break ControlFlow::Continue(());
+            };
+            let saved_rules = &rule.saved[..rule.n_saved as usize];
+            let mut saved = [0u64; crate::rules::MAX_SAVED];
+            let mut read_all = true;
+            for (v, &(_, off)) in saved.iter_mut().zip(saved_rules) {
+                match mem.read_u64(cfa.wrapping_add(off as i64 as u64)) {
+                    Ok(x) => *v = x,
+                    Err(_) => read_all = false,
+                }
+            }
+            if !read_all {
+                break ControlFlow::Continue(());
+            }
+            if let ControlFlow::Break(b) = visit(ctx, cfa) {
+                break ControlFlow::Break(b);
+            }
+            let r = regs(ctx);
+            r.set_sp(cfa);
+            for (&v, &(reg, _)) in saved.iter().zip(saved_rules) {
+                r.set(reg, v);
+            }
+            r.set_pc(ra);
+            (pc, sp) = (ra, cfa);
+            depth += 1;
+            last_cfa = Some(cfa);
+        };
+        if flow.is_break() {
+            // The visitor ended the walk: nothing to bring up to date.
+            self.state = State::Done;
+        } else if depth != self.depth {
+            self.regs = regs(ctx).clone();
+            self.depth = depth;
+            self.last_cfa = last_cfa;
+            self.fde_info = None;
+        }
+        flow
     }
 
     /// The FDE details of the frame `next` yielded last, when its rule came from an FDE
@@ -320,7 +513,11 @@ impl<A: Arch, M: Memory> FrameIter<'_, A, M> {
             mem: self.mem,
             cache: self.cache.as_deref_mut(),
         };
-        if let Some((module, entry)) = self.guard.find_fde(lookup as usize) {
+        let guard = match &self.guard {
+            Some(g) => g,
+            None => self.guard.insert(self.unwinder.registry.pin()),
+        };
+        if let Some((module, entry)) = guard.find_fde(lookup as usize) {
             let fde = module.parse_fde(entry)?;
             self.fde_info = Some(fde_info(
                 &fde,

@@ -2593,9 +2593,13 @@ fn check(t: &Traces, min_len: usize) {
 #[test]
 fn native_recursion_matches_libgcc() {
     for depth in [0usize, 1, 2, 3, 7, 16, 31, 64, 100, 128, 200, 255] {
-        let mut t = Traces::default();
-        f0(depth, &mut t);
-        check(&t, depth + 3);
+        // Three times: cold, then with the thread's rules cached, then with them on the
+        // cache's path by depth (each depth shifts the frames the path remembered).
+        for _ in 0..3 {
+            let mut t = Traces::default();
+            f0(depth, &mut t);
+            check(&t, depth + 3);
+        }
     }
 }
 
@@ -2646,10 +2650,13 @@ fn signal_handler_matches_libgcc() {
                 }
             }
             install(alt);
-            raise_at_depth(10);
-            let t = IN_HANDLER.lock().unwrap().take().expect("handler ran");
-            // The handler's frames, the signal trampoline, libc's raise, 11 recursions.
-            check(&t, 14);
+            // Cold, then warm (cached rules around the signal frame).
+            for _ in 0..3 {
+                raise_at_depth(10);
+                let t = IN_HANDLER.lock().unwrap().take().expect("handler ran");
+                // The handler's frames, the signal trampoline, libc's raise, 11 recursions.
+                check(&t, 14);
+            }
             if alt {
                 // SAFETY: disable the signal stack before its memory goes away.
                 unsafe {

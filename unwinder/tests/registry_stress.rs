@@ -926,7 +926,7 @@ fn frame_pointer_fallback() {
 fn fde_index_lookup_matches_a_linear_search() {
     for seed in 0..40u64 {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let n = [1, 2, 63, 64, 65, 200, 1000, 3000][seed as usize % 8];
+        let n = [1, 2, 3, 63, 64, 65, 200, 1000, 3000][seed as usize % 9];
         let mut fdes = vec![];
         let mut at = rng.random_range(0..64u64);
         for _ in 0..n {
@@ -987,5 +987,68 @@ fn fde_index_lookup_matches_a_linear_search() {
                 pc.wrapping_sub(base)
             );
         }
+    }
+}
+
+/// The address map against a linear model, one writer, through every page shape: a
+/// module alone in its page (the slot points at it; PCs of the page outside it miss), a
+/// page shared by several (a list), lists shrinking back to one module and to nothing,
+/// modules over whole pages and across pages.
+#[test]
+fn page_shapes_match_a_linear_model() {
+    const BASE: usize = 0x6000_0000_0000;
+    const SPAN: usize = 6 * 0x1000;
+    for seed in 0..12u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let reg = Registry::new();
+        // (text, handle) of the registered modules.
+        let mut live: Vec<(Range<usize>, clew_unwinder::ModuleHandle)> = vec![];
+        for step in 0..300 {
+            if !live.is_empty() && rng.random_bool(0.4) {
+                let (_, h) = live.swap_remove(rng.random_range(0..live.len()));
+                reg.deregister(h).unwrap();
+            } else {
+                let start = BASE + rng.random_range(0..SPAN / 16) * 16;
+                let len = match rng.random_range(0..4) {
+                    0 => rng.random_range(1..8) * 16,
+                    1 => rng.random_range(8..64) * 16,
+                    2 => 0x1000,
+                    _ => rng.random_range(0x1000..0x3000),
+                };
+                let text = start..(start + len).min(BASE + SPAN);
+                let n_fdes = rng.random_range(1..4usize);
+                let fde_len = (text.len() / n_fdes) as u32;
+                let fdes: Vec<FdeSpec> = (0..n_fdes)
+                    .map(|i| fde(i as u64 * u64::from(fde_len), fde_len, vec![]))
+                    .collect();
+                let m = leak_module_at(text.clone(), &[CieSpec::standard(UDATA8)], &fdes);
+                let overlaps = live
+                    .iter()
+                    .any(|(t, _)| t.start < text.end && text.start < t.end);
+                match m.register(&reg, ModuleKind::Jit) {
+                    Ok(h) => {
+                        assert!(!overlaps, "seed {seed} step {step}: {text:x?} overlaps");
+                        live.push((text, h));
+                    }
+                    Err(Error::Overlap) => assert!(overlaps, "seed {seed} step {step}"),
+                    Err(e) => panic!("seed {seed} step {step}: {e:?}"),
+                }
+            }
+            let g = reg.pin();
+            for _ in 0..200 {
+                let pc = BASE - 64 + rng.random_range(0..SPAN + 128);
+                let want = live.iter().find(|(t, _)| t.contains(&pc)).map(|(_, h)| h.0);
+                let found = g.find_module(pc).map(|m| m.id());
+                assert_eq!(found, want, "seed {seed} step {step} pc {:#x}", pc - BASE);
+                if let Some((m, e)) = g.find_fde(pc) {
+                    let off = (pc - m.text().start) as u32;
+                    assert!(e.start <= off && off - e.start < e.len);
+                }
+            }
+        }
+        for (_, h) in live {
+            reg.deregister(h).unwrap();
+        }
+        assert!(reg.pin().find_module(BASE).is_none());
     }
 }

@@ -8,10 +8,16 @@
 //! - nothing,
 //! - a module that covers the slot's whole range (big text sections stop high up),
 //! - a child table (a module starts or ends inside the slot),
-//! - at the last level, a small sorted list of the modules that share one 4 KiB page
-//!   (cranelift-jit packs many small functions into a page).
+//! - at the last level, a module that covers part of the slot's 4 KiB page and is alone
+//!   in it (the lookup checks the module's text bounds, which sit on the module's first
+//!   cache line, the line the FDE lookup reads next anyway),
+//! - at the last level, a sorted list of the modules that share one page (cranelift-jit
+//!   packs many small functions into a page): one allocation, a length word followed by
+//!   the entries, so reading the list is one miss, not two.
 //!
-//! A lookup is at most four dependent loads and never decodes anything. Writers are
+//! A lookup is at most four dependent loads of the tables (the upper ones shared by
+//! every lookup, so cached) and never decodes anything; a hit in a page held by one
+//! module then reads only that module's first cache line. Writers are
 //! serialized by the registry; they change one slot at a time with a release store, and
 //! replace a list by a new copy, so a reader always sees either the old or the new
 //! state of a slot. What a writer replaces is handed back to be freed after a grace
@@ -32,10 +38,18 @@ const REGION_SHIFT: u32 = PAGE_SHIFT + 3 * FANOUT_BITS;
 const TOP_SHIFT: u32 = REGION_SHIFT - FANOUT_BITS;
 const MAX_REGIONS: usize = 16;
 
-const TAG_MASK: usize = 0b11;
+// Tables, lists and modules are at least 8-byte aligned: three tag bits.
+const TAG_MASK: usize = 0b111;
 const TAG_TABLE: usize = 1;
 const TAG_LIST: usize = 2;
+/// A module covering the slot's whole range.
 const TAG_MODULE: usize = 3;
+/// A module alone in the slot's page, covering part of it (last level only).
+const TAG_PARTIAL: usize = 4;
+
+const _: () = assert!(core::mem::align_of::<Table>() > TAG_MASK);
+const _: () = assert!(core::mem::align_of::<ListEntry>() > TAG_MASK);
+const _: () = assert!(core::mem::align_of::<Module>() > TAG_MASK);
 
 pub(crate) struct Table {
     slots: [AtomicUsize; FANOUT],
@@ -43,12 +57,13 @@ pub(crate) struct Table {
     used: AtomicU32,
 }
 
-/// Modules sharing one page, sorted by text start.
-pub(crate) struct LeafList {
-    entries: Box<[ListEntry]>,
-}
+/// Modules sharing one page, sorted by text start: one allocation of `len + 1` entries
+/// whose first is a header (`start` = `len`), the slot pointing at the header. Raw,
+/// because the slot holds a thin pointer.
+pub(crate) struct LeafList(*mut ListEntry);
 
 #[derive(Clone, Copy)]
+#[repr(C)]
 struct ListEntry {
     start: usize,
     end: usize,
@@ -65,7 +80,42 @@ struct Region {
 #[allow(dead_code)] // held only to be dropped after the grace period
 pub(crate) enum Unlinked {
     Table(Box<Table>),
-    List(Box<LeafList>),
+    List(LeafList),
+}
+
+impl LeafList {
+    /// Allocates the list of `entries` (at least two, sorted).
+    fn new(entries: &[ListEntry]) -> LeafList {
+        let mut all = Vec::with_capacity(entries.len() + 1);
+        all.push(ListEntry {
+            start: entries.len(),
+            end: 0,
+            module: ptr::null(),
+        });
+        all.extend_from_slice(entries);
+        LeafList(Box::into_raw(all.into_boxed_slice()).cast::<ListEntry>())
+    }
+
+    /// The entries of the list whose header is at `header`.
+    ///
+    /// # Safety
+    /// `header` comes from [`LeafList::new`] and is not freed while the slice is used.
+    #[inline]
+    unsafe fn entries<'a>(header: *const ListEntry) -> &'a [ListEntry] {
+        // SAFETY: the header and its `len` entries are one live allocation.
+        unsafe { core::slice::from_raw_parts(header.add(1), (*header).start) }
+    }
+}
+
+impl Drop for LeafList {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is the start of the boxed slice `new` leaked, of `len + 1`
+        // entries; whoever drops the list owns it (unlinked, past a grace period).
+        unsafe {
+            let len = (*self.0).start + 1;
+            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(self.0, len)));
+        }
+    }
 }
 
 pub(crate) struct AddressMap {
@@ -93,6 +143,8 @@ impl Table {
 unsafe impl Send for AddressMap {}
 unsafe impl Sync for AddressMap {}
 unsafe impl Send for Unlinked {}
+// SAFETY: a list is immutable once published; its owner frees it.
+unsafe impl Send for LeafList {}
 
 impl AddressMap {
     pub(crate) const fn new() -> Self {
@@ -134,11 +186,20 @@ impl AddressMap {
             match v & TAG_MASK {
                 TAG_MODULE => return p as *const Module,
                 TAG_TABLE => table = p as *const Table,
+                TAG_PARTIAL => {
+                    let m = p as *const Module;
+                    // SAFETY: modules are freed only after a grace period; pinned.
+                    return if unsafe { (*m).contains(pc) } {
+                        m
+                    } else {
+                        ptr::null()
+                    };
+                }
                 TAG_LIST => {
-                    // SAFETY: as for tables.
-                    let list = unsafe { &*(p as *const LeafList) };
-                    let i = list.entries.partition_point(|e| e.start <= pc);
-                    return match i.checked_sub(1).map(|i| &list.entries[i]) {
+                    // SAFETY: lists are freed only after a grace period; pinned.
+                    let entries = unsafe { LeafList::entries(p as *const ListEntry) };
+                    let i = entries.partition_point(|e| e.start <= pc);
+                    return match i.checked_sub(1).map(|i| &entries[i]) {
                         Some(e) if pc < e.end => e.module,
                         _ => ptr::null(),
                     };
@@ -262,8 +323,7 @@ impl Drop for AddressMap {
                     TAG_TABLE if shift > PAGE_SHIFT => {
                         free((v & !TAG_MASK) as *mut Table, shift - FANOUT_BITS)
                     }
-                    // SAFETY: as above.
-                    TAG_LIST => drop(unsafe { Box::from_raw((v & !TAG_MASK) as *mut LeafList) }),
+                    TAG_LIST => drop(LeafList((v & !TAG_MASK) as *mut ListEntry)),
                     _ => {}
                 }
             }
@@ -350,11 +410,23 @@ fn walk(
             }
             continue;
         }
-        // A page shared with other modules: a sorted list, replaced by a new copy.
+        // A page (partly) covered by one module or shared by several: the new state is
+        // built aside, then published with one store.
+        let alone;
         let old: &[ListEntry] = match tag {
             // SAFETY: linked lists are freed only by writers, after a grace period.
-            TAG_LIST => unsafe { &(*(p as *const LeafList)).entries },
-            0 => &[],
+            TAG_LIST => unsafe { LeafList::entries(p as *const ListEntry) },
+            TAG_PARTIAL => {
+                // SAFETY: a mapped module is live while a writer (serialized) holds it mapped.
+                let text = unsafe { (*(p as *const Module)).text() };
+                alone = [ListEntry {
+                    start: text.start,
+                    end: text.end,
+                    module: p as *const Module,
+                }];
+                &alone
+            }
+            _ if v == 0 => &[],
             _ => return Err(Error::Overlap),
         };
         let new: Vec<ListEntry> = match op {
@@ -372,13 +444,13 @@ fn walk(
             }
             Op::Remove => old.iter().copied().filter(|e| e.module != module).collect(),
         };
-        if new.is_empty() {
-            slot.store(0, Ordering::Release);
-        } else {
-            let list = Box::into_raw(Box::new(LeafList {
-                entries: new.into_boxed_slice(),
-            }));
-            slot.store(list as usize | TAG_LIST, Ordering::Release);
+        match new.as_slice() {
+            [] => slot.store(0, Ordering::Release),
+            [one] => slot.store(one.module as usize | TAG_PARTIAL, Ordering::Release),
+            many => {
+                let list = core::mem::ManuallyDrop::new(LeafList::new(many));
+                slot.store(list.0 as usize | TAG_LIST, Ordering::Release);
+            }
         }
         match (tag, v != 0, slot.load(Ordering::Relaxed) != 0) {
             (_, false, true) => drop(table.used.fetch_add(1, Ordering::Relaxed)),
@@ -387,7 +459,7 @@ fn walk(
         }
         if tag == TAG_LIST {
             // SAFETY: unlinked above; it is freed after a grace period.
-            unlinked.push(Unlinked::List(unsafe { Box::from_raw(p as *mut LeafList) }));
+            unlinked.push(Unlinked::List(LeafList(p as *mut ListEntry)));
         }
     }
     Ok(())

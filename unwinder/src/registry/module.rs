@@ -42,15 +42,18 @@ pub struct ModuleDesc<'a> {
 
 /// A registered module, as readers see it.
 ///
-/// `repr(C)` keeps what a lookup reads (the text bounds, the FDE index, the section
-/// start) at the front, on one cache line: with 100 000 modules every lookup misses the
+/// `repr(C)` keeps what a lookup reads on its first cache line: the text bounds (the
+/// address map checks them when a page is shared), the section start, and the front of
+/// the FDE index, which holds the FDEs themselves for a module of at most
+/// [`crate::eh_frame::SMALL_FDES`] of them. With 100 000 modules every lookup misses the
 /// cache on the module, and should miss only once.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Module {
     text: Range<usize>,
-    eh_frame_bytes: &'static [u8],
+    eh_frame_start: usize,
     index: EhFrameIndex,
+    eh_frame_bytes: &'static [u8],
     pub(crate) id: ModuleId,
     kind: ModuleKind,
     name: String,
@@ -60,6 +63,11 @@ pub struct Module {
     bases: BaseAddresses,
     symbols: SymbolMap,
 }
+
+// What a lookup reads must share the module's first cache line: the text bounds, the
+// section start, the index's FDE slice and its inline FDEs.
+const _: () =
+    assert!(core::mem::offset_of!(Module, index) + crate::eh_frame::HOT_INDEX_BYTES <= 64);
 
 impl Module {
     /// Parses the module's `.eh_frame` and builds its FDE index. `eh_frame_addr` is the
@@ -98,6 +106,7 @@ impl Module {
             bases: bases.set_text(text.start as u64),
             text,
             eh_frame,
+            eh_frame_start: bytes.as_ptr() as usize,
             eh_frame_bytes: bytes,
             eh_frame_hdr: desc.eh_frame_hdr,
             lsda: desc.lsda.clone(),
@@ -131,6 +140,17 @@ impl Module {
     /// The `.eh_frame` bytes, at their runtime address.
     pub fn eh_frame(&self) -> &'static [u8] {
         self.eh_frame_bytes
+    }
+    /// The address of the `.eh_frame` section (on the lookup's cache line, unlike
+    /// [`Module::eh_frame`]): an FDE's address is this plus its [`FdeEntry::offset`].
+    #[inline]
+    pub fn eh_frame_start(&self) -> usize {
+        self.eh_frame_start
+    }
+    /// Whether `pc` is inside the text bounds.
+    #[inline]
+    pub(crate) fn contains(&self, pc: usize) -> bool {
+        self.text.start <= pc && pc < self.text.end
     }
     pub fn eh_frame_hdr(&self) -> Option<&'static [u8]> {
         self.eh_frame_hdr
