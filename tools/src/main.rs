@@ -27,6 +27,9 @@ enum Command {
     Symbolize(clew::symbolize::SymbolizeArgs),
     /// Build the demo no_std kernel (tools/kernel), boot it under QEMU and show its console.
     Qemu(clew::qemu::QemuArgs),
+    /// Decode a post-mortem dump (`clew run --dump`): cause, backtrace re-unwound on
+    /// this host, modules, last events.
+    Decode(clew::decode::DecodeArgs),
 }
 
 fn main() {
@@ -55,6 +58,9 @@ fn dispatch() -> Result<()> {
             std::process::exit(status)
         }
         Command::Qemu(args) => std::process::exit(clew::qemu::run(&args, &mut std::io::stdout())),
+        Command::Decode(args) => {
+            std::process::exit(clew::decode::run(&args, &mut std::io::stdout().lock()))
+        }
         Command::Symbolize(args) => {
             clew::symbolize::run(&args, &mut clew::symbolize::stdin(), &mut std::io::stdout())
         }

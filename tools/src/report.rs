@@ -150,9 +150,21 @@ impl Reporter {
 
     /// Symbolizes return addresses (looked up at `pc - 1`, the call).
     pub fn frames(&self, pcs: &[usize], sym: &Symbolizer) -> Vec<ReportFrame> {
+        self.frames_from(pcs, false, sym)
+    }
+
+    /// Symbolizes a backtrace walked from a fault context: the first PC is the faulting
+    /// instruction's own (looked up as is), the others are return addresses.
+    pub fn frames_at_fault(&self, pcs: &[usize], sym: &Symbolizer) -> Vec<ReportFrame> {
+        self.frames_from(pcs, true, sym)
+    }
+
+    fn frames_from(&self, pcs: &[usize], exact_first: bool, sym: &Symbolizer) -> Vec<ReportFrame> {
         pcs.iter()
-            .map(|&pc| {
-                let lookup = (pc as u64).saturating_sub(1);
+            .enumerate()
+            .map(|(i, &pc)| {
+                let exact = exact_first && i == 0;
+                let lookup = (pc as u64).saturating_sub(u64::from(!exact));
                 match sym.symbolize(lookup) {
                     Ok(s) => self.frame(Some(pc as u64), s),
                     Err(e) => ReportFrame {

@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// always, never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+    /// On a trap or a host panic, write a post-mortem dump here (`clew decode FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
 }
 
 /// The embedded demo: nested wasm calls into the host, a backtrace through them, then a
@@ -212,6 +215,10 @@ fn run_inner(args: &RunArgs, format: Format, out: &mut dyn std::io::Write) -> Re
     let mut results = vec![Val::I32(0); ty.results().len()];
 
     install_panic_hook();
+    let armed = crate::run_dump::arm(args.dump.as_deref(), |pcs| {
+        PANIC_PCS.with(|p| *p.borrow_mut() = Some(pcs))
+    })
+    .map_err(bad)?;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         call(&func, &mut store, &vals, &mut results)
     }));
@@ -225,6 +232,7 @@ fn run_inner(args: &RunArgs, format: Format, out: &mut dyn std::io::Write) -> Re
         }
         Ok(Err(e)) => {
             report_trap(&name, &e, &reporter, out);
+            armed.trap(&e, &symbolizer, &reporter, out);
             Err(Failure {
                 status: 1,
                 message: format!("`{name}` trapped"),

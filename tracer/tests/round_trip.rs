@@ -183,3 +183,42 @@ fn trap_cause() {
     );
     assert_eq!(TrapKind::Exception(14).name(), "page fault");
 }
+
+#[test]
+fn source_offsets_round_trip_across_records() {
+    use clew_tracer::DumpWriter;
+    use clew_tracer::wire::{Bytes, ModuleRecord, Record};
+    let text = 0x7f00_0000_0000u64;
+    // Enough entries for several records; some addresses without a source position.
+    let map: Vec<(usize, Option<u32>)> = (0..2000u32)
+        .map(|i| {
+            let addr = (text + u64::from(i) * 3) as usize;
+            (addr, (i % 7 != 0).then_some(i * 11))
+        })
+        .collect();
+    let mut w = DumpWriter::new(Vec::new());
+    w.header("t", Default::default(), 0).unwrap();
+    w.record(&Record::Module(ModuleRecord {
+        id: 4,
+        kind: ModuleKind::Jit,
+        text_start: text,
+        text_end: text + 0x10000,
+        name: "m",
+        build_id: None::<Bytes<'_>>,
+        eh_frame_addr: 0,
+        eh_frame_len: 0,
+        eh_frame_included: false,
+        symbols: 0,
+    }))
+    .unwrap();
+    w.source_offsets(4, text, &map).unwrap();
+    let (bytes, summary) = w.finish();
+    assert!(summary.records > 4, "{summary:?}");
+    let d = decode(&bytes);
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+    let m = &d.dump.modules[0];
+    let want: Vec<(u64, Option<u32>)> = map.iter().map(|&(a, o)| (a as u64, o)).collect();
+    assert_eq!(m.source_offsets, want);
+    assert_eq!(m.source_offset(text + 3 * 8 + 1), Some(8 * 11));
+    assert_eq!(m.source_offset(text + 1), None);
+}

@@ -147,7 +147,8 @@ impl JitUnwindInfo {
         };
         // SAFETY: as above.
         let map = SymbolMap::new(symbols.clone(), Vec::new());
-        let handle = unsafe { registry.register_with_symbols(&desc, map) }
+        // Through the tracer: a module-registered event goes to the flight recorder.
+        let handle = unsafe { clew_tracer::modules::register(registry, &desc, map) }
             .map_err(|e| anyhow!("registering cranelift-jit code {name:?}: {e}"))?;
         Ok(JitRegistration {
             registry,
@@ -200,6 +201,7 @@ impl Drop for JitRegistration {
     fn drop(&mut self) {
         // Cannot fail: the handle is ours and deregistered only here. `eh_frame` is
         // freed after this returns, when no reader can use it any more.
+        super::deregistering(self.registry, self.handle);
         let _ = self.registry.deregister(self.handle);
     }
 }

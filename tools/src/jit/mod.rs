@@ -19,3 +19,14 @@ pub mod wasmtime;
 pub use clew_unwinder::Symbol as JitSymbol;
 /// JIT symbols sorted by address, as published in the registry with the module.
 pub use clew_unwinder::SymbolMap;
+
+/// Records a module-deregistered event (the tracer's flight recorder) for the module
+/// `handle` names, before the caller deregisters it. The unwinder's registry cannot call
+/// the tracer itself (the dependency runs the other way).
+fn deregistering(registry: &clew_unwinder::Registry, handle: clew_unwinder::ModuleHandle) {
+    registry.for_each_module(|m| {
+        if m.id() == handle.0 {
+            clew_tracer::modules::module_deregistered(m);
+        }
+    });
+}

@@ -113,7 +113,9 @@ pub fn register_in(registry: &'static Registry, module: &Module) -> Result<JitRe
         .collect();
     let all: Vec<JitSymbol> = functions.iter().chain(&trampolines).cloned().collect();
     let map = SymbolMap::new(all, source_offsets);
-    let handle = unsafe { registry.register_with_symbols(&desc, map) }
+    // Through the tracer: a module-registered event goes to the flight recorder, so a
+    // dump's events say when the code appeared.
+    let handle = unsafe { clew_tracer::modules::register(registry, &desc, map) }
         .map_err(|e| anyhow!("registering wasm module {name:?}: {e}"))?;
     Ok(JitRegistration {
         registry,
@@ -174,6 +176,7 @@ impl JitRegistration {
 
 impl Drop for JitRegistration {
     fn drop(&mut self) {
+        super::deregistering(self.registry, self.handle);
         // Cannot fail: the handle is ours and deregistered only here.
         let _ = self.registry.deregister(self.handle);
     }

@@ -21,6 +21,8 @@ pub(super) struct Builder {
     eh_chunks: BTreeMap<u64, Vec<(u64, Vec<u8>)>>,
     /// Per module: `(first index, [(start delta, len, name)])`.
     symbols: BTreeMap<u64, Vec<SymbolPiece>>,
+    /// Per module: decoded `(address, offset)` entries.
+    source_offsets: BTreeMap<u64, Vec<(u64, Option<u32>)>>,
     tasks: BTreeMap<u64, TaskBuild>,
     rings: BTreeMap<u32, RingState>,
 }
@@ -136,6 +138,7 @@ impl Builder {
                     eh_frame: None,
                     symbols: Vec::new(),
                     symbols_written: m.symbols,
+                    source_offsets: Vec::new(),
                 });
             }
             Record::EhFrame(c) => self
@@ -169,6 +172,35 @@ impl Builder {
                     .push((s.first, out));
                 if let Some(e) = err {
                     return Err(e);
+                }
+            }
+            Record::SourceOffsets(s) => {
+                // Offsets are relative to the module's text: its record comes first.
+                let Some(&i) = self.module_index.get(&s.module) else {
+                    return Err(Reason::Inconsistent(format!(
+                        "source offsets of module {}, whose record is missing (dropped)",
+                        s.module
+                    )));
+                };
+                let data = s.data.0;
+                let mut prev = self.dump.modules[i].text.start;
+                let out = self.source_offsets.entry(s.module).or_default();
+                let mut at = 0;
+                for _ in 0..s.count {
+                    let start = at;
+                    let (Some(d), Some(off)) = (
+                        crate::wire::varint::get(data, &mut at),
+                        crate::wire::varint::get(data, &mut at),
+                    ) else {
+                        return Err(Reason::BadContents {
+                            what: "source offsets",
+                            at: start,
+                        });
+                    };
+                    let addr = prev.wrapping_add(crate::wire::varint::unzigzag(d) as u64);
+                    let off = off.checked_sub(1).and_then(|o| u32::try_from(o).ok());
+                    out.push((addr, off));
+                    prev = addr;
                 }
             }
             Record::Registers(r) => {
@@ -301,6 +333,12 @@ impl Builder {
                     m.symbols.len(),
                     m.symbols_written
                 )));
+            }
+        }
+        for (id, mut entries) in core::mem::take(&mut self.source_offsets) {
+            if let Some(&i) = self.module_index.get(&id) {
+                entries.sort_unstable_by_key(|e| e.0);
+                self.dump.modules[i].source_offsets = entries;
             }
         }
         let failing = self.dump.cause.as_ref().map(|c| c.task());

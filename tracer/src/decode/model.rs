@@ -96,9 +96,18 @@ pub struct DumpModule {
     pub symbols: Vec<DumpSymbol>,
     /// How many symbols the writer wrote.
     pub symbols_written: u32,
+    /// Code address → source offset (wasm bytecode offset), sorted (those of intact
+    /// records; format 1.1).
+    pub source_offsets: Vec<(u64, Option<u32>)>,
 }
 
 impl DumpModule {
+    /// The source offset of the code at `addr`, if the dump carried one.
+    pub fn source_offset(&self, addr: u64) -> Option<u32> {
+        let i = self.source_offsets.partition_point(|&(a, _)| a <= addr);
+        self.source_offsets.get(i.checked_sub(1)?)?.1
+    }
+
     /// The symbol holding `addr`.
     pub fn symbol(&self, addr: u64) -> Option<&DumpSymbol> {
         let i = self.symbols.partition_point(|s| s.range.start <= addr);

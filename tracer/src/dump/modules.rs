@@ -7,7 +7,8 @@ use super::{CHUNK, DumpError, DumpWriter};
 use crate::sink::Sink;
 use crate::wire::varint::{self, zigzag};
 use crate::wire::{
-    Bytes, EhFrameChunk, MAX_NAME, ModuleKind, ModuleRecord, Record, SymbolsRecord, truncate_str,
+    Bytes, EhFrameChunk, MAX_NAME, ModuleKind, ModuleRecord, Record, SourceOffsetsRecord,
+    SymbolsRecord, truncate_str,
 };
 
 /// Which modules' `.eh_frame` bytes go into the dump.
@@ -99,12 +100,18 @@ impl<S: Sink> DumpWriter<S> {
             .map(|b| Bytes(&b[..b.len().min(MAX_BUILD_ID)]));
         let text = m.text();
         let id = m.id().0;
+        // On hosts, a loaded object is named by its file (the loader names the main
+        // executable ""), so a decoder finds it.
+        #[cfg(all(feature = "std", target_os = "linux", target_arch = "x86_64"))]
+        let name = super::host::object_path(m).unwrap_or(m.name());
+        #[cfg(not(all(feature = "std", target_os = "linux", target_arch = "x86_64")))]
+        let name = m.name();
         self.out.put(&Record::Module(ModuleRecord {
             id,
             kind,
             text_start: text.start as u64,
             text_end: text.end as u64,
-            name: truncate_str(m.name(), MAX_NAME).0,
+            name: truncate_str(name, MAX_NAME).0,
             build_id,
             eh_frame_addr: eh.as_ptr() as u64,
             eh_frame_len: eh.len() as u64,
@@ -114,7 +121,53 @@ impl<S: Sink> DumpWriter<S> {
         if include {
             self.eh_frame(id, eh)?;
         }
-        self.symbols(id, text.start as u64, symbols)
+        self.symbols(id, text.start as u64, symbols)?;
+        if opts.symbols {
+            self.source_offsets(id, text.start as u64, m.symbols().source_offsets())?;
+        }
+        Ok(())
+    }
+
+    /// The code address → source offset map of module `id` (text at `text_start`),
+    /// packed into [`SourceOffsets`](Record::SourceOffsets) records.
+    pub fn source_offsets(
+        &mut self,
+        id: u64,
+        text_start: u64,
+        map: &[(usize, Option<u32>)],
+    ) -> Result<(), DumpError> {
+        let mut count = 0u32;
+        let mut at = 0;
+        let mut prev = text_start;
+        for &(addr, off) in map {
+            if at + 2 * varint::MAX_U64 > CHUNK {
+                self.flush_source_offsets(id, count, at)?;
+                count = 0;
+                at = 0;
+                prev = text_start;
+            }
+            let addr = addr as u64;
+            at = varint::put(
+                &mut self.scratch,
+                at,
+                zigzag(addr.wrapping_sub(prev) as i64),
+            );
+            at = varint::put(&mut self.scratch, at, off.map_or(0, |o| u64::from(o) + 1));
+            prev = addr;
+            count += 1;
+        }
+        if count > 0 {
+            self.flush_source_offsets(id, count, at)?;
+        }
+        Ok(())
+    }
+
+    fn flush_source_offsets(&mut self, id: u64, count: u32, len: usize) -> Result<(), DumpError> {
+        self.out.put(&Record::SourceOffsets(SourceOffsetsRecord {
+            module: id,
+            count,
+            data: Bytes(&self.scratch[..len]),
+        }))
     }
 
     /// `.eh_frame` bytes of module `id`, in chunks.

@@ -19,7 +19,7 @@ pub const MAGIC: [u8; 4] = *b"CLEW";
 /// Incompatible changes bump the major version: a decoder stops at a major it does not
 /// know. Compatible ones (new records, new trailing fields) bump the minor.
 pub const VERSION_MAJOR: u16 = 1;
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 
 /// The most bytes a record's postcard encoding takes in a dump written by this crate
 /// (the CRC and the framing come on top).
@@ -74,11 +74,14 @@ pub enum Record<'a> {
     Events(EventsRecord<'a>),
     Note(&'a str),
     End(EndRecord),
+    /// Since 1.1.
+    #[serde(borrow)]
+    SourceOffsets(SourceOffsetsRecord<'a>),
 }
 
 impl Record<'_> {
     /// How many kinds of records this version knows (kinds `0..KINDS`).
-    pub const KINDS: u64 = 13;
+    pub const KINDS: u64 = 14;
 }
 
 /// The first record: what wrote the dump, for which machine, when.
@@ -301,6 +304,17 @@ pub struct EventsRecord<'a> {
     pub base_ts: u64,
     pub base_cpu: u32,
     pub base_task: u64,
+    #[serde(borrow)]
+    pub data: Bytes<'a>,
+}
+
+/// Part of a JIT module's code address → source offset map (Wasmtime: wasm bytecode
+/// offsets): `count` entries, each `zigzag(address - previous address)` (the first:
+/// minus the module's `text_start`) and `offset + 1` (0: no source position), varints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceOffsetsRecord<'a> {
+    pub module: u64,
+    pub count: u32,
     #[serde(borrow)]
     pub data: Bytes<'a>,
 }

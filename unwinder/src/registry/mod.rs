@@ -97,8 +97,36 @@ impl Registry {
         desc: &ModuleDesc<'_>,
         symbols: SymbolMap,
     ) -> Result<ModuleHandle, Error> {
+        // SAFETY: forwarded.
+        unsafe { self.register_inner(desc, None, symbols) }
+    }
+
+    /// Registers a copy of a module's `.eh_frame` that was at address `eh_frame_addr`
+    /// where the code ran: its CFI's pc-relative pointers are resolved against that
+    /// address, not against where the copy lies. For walking another program's stack
+    /// (a post-mortem dump decoded on a host) in a private registry: `desc.text` and
+    /// the PCs looked up are the other program's addresses.
+    ///
+    /// # Safety
+    /// As for [`Registry::register`].
+    pub unsafe fn register_relocated(
+        &self,
+        desc: &ModuleDesc<'_>,
+        eh_frame_addr: u64,
+        symbols: SymbolMap,
+    ) -> Result<ModuleHandle, Error> {
+        // SAFETY: forwarded.
+        unsafe { self.register_inner(desc, Some(eh_frame_addr), symbols) }
+    }
+
+    unsafe fn register_inner(
+        &self,
+        desc: &ModuleDesc<'_>,
+        eh_frame_addr: Option<u64>,
+        symbols: SymbolMap,
+    ) -> Result<ModuleHandle, Error> {
         let id = ModuleId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let mut module = Module::new(id, desc)?;
+        let mut module = Module::new(id, desc, eh_frame_addr)?;
         module.set_symbols(symbols);
         let module = Box::into_raw(Box::new(module));
         // SAFETY: just allocated; not yet shared.

@@ -70,12 +70,19 @@ const _: () =
     assert!(core::mem::offset_of!(Module, index) + crate::eh_frame::HOT_INDEX_BYTES <= 64);
 
 impl Module {
-    /// Parses the module's `.eh_frame` and builds its FDE index.
-    pub(crate) fn new(id: ModuleId, desc: &ModuleDesc<'_>) -> Result<Self, Error> {
+    /// Parses the module's `.eh_frame` and builds its FDE index. `eh_frame_addr` is the
+    /// address its CFI's pc-relative pointers are relative to: where the bytes are, or,
+    /// for a copy (a dumped module re-registered on a host), where they were.
+    pub(crate) fn new(
+        id: ModuleId,
+        desc: &ModuleDesc<'_>,
+        eh_frame_addr: Option<u64>,
+    ) -> Result<Self, Error> {
         let bytes = desc.eh_frame;
         let mut eh_frame = EhFrame::new(bytes, gimli::NativeEndian);
         eh_frame.set_address_size(core::mem::size_of::<usize>() as u8);
-        let mut bases = BaseAddresses::default().set_eh_frame(bytes.as_ptr() as u64);
+        let at = eh_frame_addr.unwrap_or(bytes.as_ptr() as u64);
+        let mut bases = BaseAddresses::default().set_eh_frame(at);
         if let Some(hdr) = desc.eh_frame_hdr {
             bases = bases.set_eh_frame_hdr(hdr.as_ptr() as u64);
         }

@@ -57,6 +57,12 @@ impl SymbolMap {
         &self.symbols
     }
 
+    /// The code address → source offset map, sorted by address (`None`: no source
+    /// position from that address on).
+    pub fn source_offsets(&self) -> &[(usize, Option<u32>)] {
+        &self.source_offsets
+    }
+
     pub fn is_empty(&self) -> bool {
         self.symbols.is_empty()
     }
