@@ -1,0 +1,113 @@
+//! clew's registry as gdb's library list: every JIT module becomes a library whose file
+//! is an in-memory ELF image ([`crate::jit_elf`]) served over host I/O, listed in the
+//! generic `qXfer:libraries` format with the address of the image's first `PT_LOAD`.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use clew_unwinder::{ModuleKind, Registry};
+
+use crate::jit_elf::JitImage;
+use crate::machine::Machine;
+
+/// Where the images live in the stub's host-I/O namespace.
+pub const JIT_PREFIX: &str = "/clew/jit/";
+
+/// One JIT module as gdb sees it.
+pub struct Library {
+    /// Its path in the library list (under [`JIT_PREFIX`]).
+    pub path: String,
+    /// The first `PT_LOAD` address.
+    pub segment: u64,
+    /// The ELF image.
+    pub image: Vec<u8>,
+}
+
+/// A library path: the module id and its name with anything but `[A-Za-z0-9._-]`
+/// replaced, so gdb's XML and file name handling see plain text.
+fn path_of(id: usize, name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{JIT_PREFIX}{id}-{clean}.elf")
+}
+
+/// Builds an image for every JIT module of `registry`. Empty when a writer holds the
+/// registry (the stopped code was registering a module): never waits.
+pub fn collect(registry: &Registry, machine: &dyn Machine) -> Vec<Library> {
+    let mut libs = Vec::new();
+    let mut n = 0usize;
+    registry.try_for_each_module(|m| {
+        n += 1;
+        if m.kind() != ModuleKind::Jit {
+            return;
+        }
+        let text = m.text();
+        let mut code = alloc::vec![0u8; text.len()];
+        let mut done = 0;
+        while done < code.len() {
+            match machine.read_memory((text.start + done) as u64, &mut code[done..]) {
+                Ok(k) => done += k,
+                Err(_) => return,
+            }
+        }
+        let syms: Vec<(&str, core::ops::Range<u64>)> = m
+            .symbols()
+            .symbols()
+            .iter()
+            .map(|s| (s.name.as_str(), s.range.start as u64..s.range.end as u64))
+            .collect();
+        let eh = m.eh_frame();
+        let image = JitImage {
+            text: text.start as u64..text.end as u64,
+            text_bytes: &code,
+            eh_frame_addr: eh.as_ptr() as u64,
+            eh_frame: eh,
+            symbols: &syms,
+        };
+        if let Ok(bytes) = image.build() {
+            libs.push(Library {
+                path: path_of(n, m.name()),
+                segment: image.first_load_address(),
+                image: bytes,
+            });
+        }
+    });
+    libs
+}
+
+/// The `qXfer:libraries:read` document.
+pub fn library_list_xml(libs: &[Library]) -> String {
+    let mut x = String::from("<library-list version=\"1.0\">");
+    for l in libs {
+        let _ = write!(
+            x,
+            "<library name=\"{}\"><segment address=\"{:#x}\"/></library>",
+            l.path, l.segment
+        );
+    }
+    x.push_str("</library-list>");
+    x
+}
+
+/// Copies the part of `doc` at `offset` into `buf` (the `qXfer` read convention).
+pub fn read_at(doc: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
+    let Ok(start) = usize::try_from(offset) else {
+        return 0;
+    };
+    if start >= doc.len() {
+        return 0;
+    }
+    let n = (doc.len() - start).min(length).min(buf.len());
+    buf[..n].copy_from_slice(&doc[start..start + n]);
+    n
+}
