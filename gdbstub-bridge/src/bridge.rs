@@ -382,8 +382,7 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
                     }
                 }
                 Some(Frame::Corrupt) => {
-                    if !self.no_ack_active && self.link.lock().transport.write_all(b"-").is_err()
-                    {
+                    if !self.no_ack_active && self.link.lock().transport.write_all(b"-").is_err() {
                         drop(sm);
                         self.end_connection();
                         return None;

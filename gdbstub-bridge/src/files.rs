@@ -1,5 +1,5 @@
-//! The files gdb may open over host I/O (`vFile:open/pread/fstat/close`): the JIT
-//! images of the library list and the exec file. Anything else is `ENOENT` (gdb probes
+//! The files gdb may open over host I/O (`vFile:open/pread/fstat/close`): the
+//! libraries of the list (JIT images, native files) and the exec file. Anything else is `ENOENT` (gdb probes
 //! for separate debug files and build-id links; those must fail quietly).
 
 use alloc::vec::Vec;
@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenFile {
     /// The library at this index of the current list.
-    Jit(usize),
+    Library(usize),
     /// The exec file.
     Exec,
 }

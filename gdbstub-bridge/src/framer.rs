@@ -185,6 +185,9 @@ mod tests {
     #[test]
     fn bad_checksum_digits() {
         let mut f = Framer::new(64);
-        assert_eq!(feed(&mut f, b"$g#zz$g#67"), [Err("corrupt"), Ok(b"$g#67".to_vec())]);
+        assert_eq!(
+            feed(&mut f, b"$g#zz$g#67"),
+            [Err("corrupt"), Ok(b"$g#67".to_vec())]
+        );
     }
 }

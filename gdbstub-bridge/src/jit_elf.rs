@@ -12,10 +12,10 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use object::elf;
-use object::write::elf::{FileHeader, ProgramHeader, SectionHeader, Sym, Writer};
-use object::write::StringId;
 use object::Endianness;
+use object::elf;
+use object::write::StringId;
+use object::write::elf::{FileHeader, ProgramHeader, SectionHeader, Sym, Writer};
 
 const PAGE: u64 = 0x1000;
 
@@ -64,9 +64,15 @@ impl JitImage<'_> {
             w.reserve_until((cur + pad) as usize);
             offsets.push(w.reserve(bytes.len(), 1) as u64);
         }
-        let text_off = offsets[segs.iter().position(|s| s.0 == self.text.start).unwrap_or(0)];
+        let text_off = offsets[segs
+            .iter()
+            .position(|s| s.0 == self.text.start)
+            .unwrap_or(0)];
         let eh_off = if has_eh {
-            offsets[segs.iter().rposition(|s| s.0 == self.eh_frame_addr).unwrap_or(0)]
+            offsets[segs
+                .iter()
+                .rposition(|s| s.0 == self.eh_frame_addr)
+                .unwrap_or(0)]
         } else {
             0
         };
@@ -78,6 +84,9 @@ impl JitImage<'_> {
         if has_eh {
             w.reserve_section_index();
         }
+        w.reserve_symtab_section_index();
+        w.reserve_strtab_section_index();
+        w.reserve_shstrtab_section_index();
         w.reserve_null_symbol_index();
         let names: Vec<StringId> = self
             .symbols
@@ -88,11 +97,8 @@ impl JitImage<'_> {
             })
             .collect();
         w.reserve_symtab();
-        w.reserve_symtab_section_index();
         w.reserve_strtab();
-        w.reserve_strtab_section_index();
         w.reserve_shstrtab();
-        w.reserve_shstrtab_section_index();
         w.reserve_section_headers();
 
         w.write_file_header(&FileHeader {

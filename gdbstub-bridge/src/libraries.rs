@@ -15,14 +15,14 @@ use crate::machine::Machine;
 /// Where the images live in the stub's host-I/O namespace.
 pub const JIT_PREFIX: &str = "/clew/jit/";
 
-/// One JIT module as gdb sees it.
+/// One library as gdb sees it.
 pub struct Library {
-    /// Its path in the library list (under [`JIT_PREFIX`]).
+    /// Its path in the library list (JIT images: under [`JIT_PREFIX`]).
     pub path: String,
     /// The first `PT_LOAD` address.
     pub segment: u64,
-    /// The ELF image.
-    pub image: Vec<u8>,
+    /// A JIT module's ELF image; `None` for a native file the machine reads.
+    pub image: Option<Vec<u8>>,
 }
 
 /// A library path: the module id and its name with anything but `[A-Za-z0-9._-]`
@@ -41,10 +41,19 @@ fn path_of(id: usize, name: &str) -> String {
     format!("{JIT_PREFIX}{id}-{clean}.elf")
 }
 
-/// Builds an image for every JIT module of `registry`. Empty when a writer holds the
-/// registry (the stopped code was registering a module): never waits.
+/// The machine's native objects, then an image for every JIT module of `registry`
+/// (none when a writer holds the registry: the stopped code was registering a module;
+/// this never waits).
 pub fn collect(registry: &Registry, machine: &dyn Machine) -> Vec<Library> {
-    let mut libs = Vec::new();
+    let mut libs: Vec<Library> = machine
+        .native_objects()
+        .into_iter()
+        .map(|o| Library {
+            path: o.path,
+            segment: o.segment,
+            image: None,
+        })
+        .collect();
     let mut n = 0usize;
     registry.try_for_each_module(|m| {
         n += 1;
@@ -78,7 +87,7 @@ pub fn collect(registry: &Registry, machine: &dyn Machine) -> Vec<Library> {
             libs.push(Library {
                 path: path_of(n, m.name()),
                 segment: image.first_load_address(),
-                image: bytes,
+                image: Some(bytes),
             });
         }
     });
@@ -89,11 +98,9 @@ pub fn collect(registry: &Registry, machine: &dyn Machine) -> Vec<Library> {
 pub fn library_list_xml(libs: &[Library]) -> String {
     let mut x = String::from("<library-list version=\"1.0\">");
     for l in libs {
-        let _ = write!(
-            x,
-            "<library name=\"{}\"><segment address=\"{:#x}\"/></library>",
-            l.path, l.segment
-        );
+        x.push_str("<library name=\"");
+        escape_into(&mut x, &l.path);
+        let _ = write!(x, "\"><segment address=\"{:#x}\"/></library>", l.segment);
     }
     x.push_str("</library-list>");
     x
@@ -110,4 +117,54 @@ pub fn read_at(doc: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize 
     let n = (doc.len() - start).min(length).min(buf.len());
     buf[..n].copy_from_slice(&doc[start..start + n]);
     n
+}
+
+/// XML attribute escaping (native paths are arbitrary).
+fn escape_into(x: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => x.push_str("&amp;"),
+            '<' => x.push_str("&lt;"),
+            '>' => x.push_str("&gt;"),
+            '"' => x.push_str("&quot;"),
+            '\'' => x.push_str("&apos;"),
+            c => x.push(c),
+        }
+    }
+}
+
+/// The exec file gdb loads first: an ELF header and nothing else, with no OS ABI note,
+/// so that gdb keeps the target description's `<osabi>none</osabi>` (a Linux
+/// executable would make it walk the dynamic linker's list instead of asking for
+/// ours) and takes every module, the real executable included, from the library list.
+pub const EXEC_PATH: &str = "/clew/target.elf";
+
+/// Builds [`EXEC_PATH`]'s bytes.
+pub fn exec_image() -> Vec<u8> {
+    use object::elf;
+    use object::write::elf::{FileHeader, Writer};
+    let mut out = Vec::new();
+    let mut w = Writer::new(object::Endianness::Little, true, &mut out);
+    w.reserve_file_header();
+    w.reserve_null_section_index();
+    w.reserve_shstrtab_section_index();
+    w.reserve_shstrtab();
+    w.reserve_section_headers();
+    let ok = w
+        .write_file_header(&FileHeader {
+            os_abi: elf::ELFOSABI_NONE,
+            abi_version: 0,
+            e_type: elf::ET_EXEC,
+            e_machine: elf::EM_X86_64,
+            e_entry: 0,
+            e_flags: 0,
+        })
+        .is_ok();
+    w.write_shstrtab();
+    w.write_null_section_header();
+    w.write_shstrtab_section_header();
+    if !ok {
+        out.clear();
+    }
+    out
 }

@@ -4,7 +4,19 @@
 //! over its saved exception frame and page tables, the host target ([`crate::host`])
 //! over a signal's `ucontext` and `process_vm_readv`.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 pub use gdbstub_arch::x86::reg::X86_64CoreRegs as Registers;
+
+/// A native code file gdb should load as a library.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeObject {
+    /// Its path (what gdb opens over host I/O).
+    pub path: String,
+    /// The runtime address of its first `PT_LOAD` segment.
+    pub segment: u64,
+}
 
 /// An address the machine cannot read or write: gdb gets an error packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,23 +39,21 @@ pub trait Machine {
     /// ([`crate::StopCause::Step`]); `false` clears it.
     fn set_single_step(&mut self, on: bool);
 
-    /// The path gdb is told to load as the exec file (`qXfer:exec-file`), served by
-    /// [`Machine::read_exec_file`] over host I/O. `None`: no exec file.
-    fn exec_path(&self) -> Option<&str> {
-        None
+    /// Native code files to list as libraries (the executable, shared objects): each
+    /// with the runtime address of its first `PT_LOAD`. gdb reads them with
+    /// [`Machine::read_file`]. Empty by default (a kernel lists its image here).
+    fn native_objects(&self) -> Vec<NativeObject> {
+        Vec::new()
     }
-    /// The runtime address of the exec file's first `PT_LOAD` segment (`qOffsets`
-    /// `TextSeg`): its load bias for a position-independent executable.
-    fn exec_text_segment(&self) -> Option<u64> {
-        None
-    }
-    /// Reads the exec file's bytes at `offset`; `Ok(0)` past its end.
-    fn read_exec_file(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, ()> {
-        let _ = (offset, buf);
+    /// Reads `path` (one of [`Machine::native_objects`]) at `offset`; `Ok(0)` past its
+    /// end.
+    fn read_file(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, ()> {
+        let _ = (path, offset, buf);
         Err(())
     }
-    /// The exec file's size in bytes.
-    fn exec_file_size(&self) -> Option<u64> {
+    /// The size of `path` (one of [`Machine::native_objects`]).
+    fn file_size(&mut self, path: &str) -> Option<u64> {
+        let _ = path;
         None
     }
     /// Answers a `monitor` command the bridge does not know; `false` when unknown.

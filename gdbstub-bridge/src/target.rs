@@ -22,7 +22,6 @@ use gdbstub::target::ext::host_io::{
 };
 use gdbstub::target::ext::libraries::{Libraries, LibrariesOps};
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
-use gdbstub::target::ext::section_offsets::{Offsets, SectionOffsets, SectionOffsetsOps};
 use gdbstub::target::ext::target_description_xml_override::{
     TargetDescriptionXmlOverride, TargetDescriptionXmlOverrideOps,
 };
@@ -58,6 +57,7 @@ pub struct BridgeTarget<M: Machine> {
     libs: Vec<Library>,
     libs_xml: String,
     files: FileTable,
+    exec: Vec<u8>,
 }
 
 impl<M: Machine> BridgeTarget<M> {
@@ -72,6 +72,7 @@ impl<M: Machine> BridgeTarget<M> {
             libs: Vec::new(),
             libs_xml: String::new(),
             files: FileTable::default(),
+            exec: libraries::exec_image(),
         }
     }
 
@@ -129,10 +130,6 @@ impl<M: Machine> Target for BridgeTarget<M> {
     fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
         Some(self)
     }
-    fn support_section_offsets(&mut self) -> Option<SectionOffsetsOps<'_, Self>> {
-        self.machine.exec_text_segment()?;
-        Some(self)
-    }
     fn support_target_description_xml_override(
         &mut self,
     ) -> Option<TargetDescriptionXmlOverrideOps<'_, Self>> {
@@ -142,7 +139,6 @@ impl<M: Machine> Target for BridgeTarget<M> {
         Some(self)
     }
     fn support_exec_file(&mut self) -> Option<ExecFileOps<'_, Self>> {
-        self.machine.exec_path()?;
         Some(self)
     }
     fn support_libraries(&mut self) -> Option<LibrariesOps<'_, Self>> {
@@ -230,16 +226,6 @@ impl<M: Machine> MonitorCmd for BridgeTarget<M> {
     }
 }
 
-impl<M: Machine> SectionOffsets for BridgeTarget<M> {
-    fn get_section_offsets(&mut self) -> Result<Offsets<u64>, ()> {
-        let text_seg = self.machine.exec_text_segment().ok_or(())?;
-        Ok(Offsets::Segments {
-            text_seg,
-            data_seg: None,
-        })
-    }
-}
-
 impl<M: Machine> TargetDescriptionXmlOverride for BridgeTarget<M> {
     fn target_description_xml(
         &self,
@@ -251,7 +237,12 @@ impl<M: Machine> TargetDescriptionXmlOverride for BridgeTarget<M> {
         if annex != b"target.xml" {
             return Err(TargetError::NonFatal);
         }
-        Ok(libraries::read_at(TARGET_XML.as_bytes(), offset, length, buf))
+        Ok(libraries::read_at(
+            TARGET_XML.as_bytes(),
+            offset,
+            length,
+            buf,
+        ))
     }
 }
 
@@ -263,14 +254,28 @@ impl<M: Machine> ExecFile for BridgeTarget<M> {
         length: usize,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
-        let path = self.machine.exec_path().ok_or(TargetError::NonFatal)?;
-        Ok(libraries::read_at(path.as_bytes(), offset, length, buf))
+        Ok(libraries::read_at(
+            libraries::EXEC_PATH.as_bytes(),
+            offset,
+            length,
+            buf,
+        ))
     }
 }
 
 impl<M: Machine> Libraries for BridgeTarget<M> {
-    fn get_libraries(&self, offset: u64, length: usize, buf: &mut [u8]) -> TargetResult<usize, Self> {
-        Ok(libraries::read_at(self.libs_xml.as_bytes(), offset, length, buf))
+    fn get_libraries(
+        &self,
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        Ok(libraries::read_at(
+            self.libs_xml.as_bytes(),
+            offset,
+            length,
+            buf,
+        ))
     }
 }
 
@@ -303,18 +308,16 @@ impl<M: Machine> HostIoOpen for BridgeTarget<M> {
             // O_WRONLY / O_RDWR: the files are read-only.
             return Err(HostIoError::Errno(HostIoErrno::EACCES));
         }
-        let file = if filename.starts_with(libraries::JIT_PREFIX.as_bytes()) {
+        let file = if filename == libraries::EXEC_PATH.as_bytes() {
+            Some(OpenFile::Exec)
+        } else {
             if self.libs.is_empty() {
                 self.refresh_libraries();
             }
             self.libs
                 .iter()
                 .position(|l| l.path.as_bytes() == filename)
-                .map(OpenFile::Jit)
-        } else if self.machine.exec_path().map(str::as_bytes) == Some(filename) {
-            Some(OpenFile::Exec)
-        } else {
-            None
+                .map(OpenFile::Library)
         };
         let file = file.ok_or(HostIoError::Errno(HostIoErrno::ENOENT))?;
         self.files
@@ -343,14 +346,17 @@ impl<M: Machine> HostIoPread for BridgeTarget<M> {
     ) -> HostIoResult<usize, Self> {
         let n = count.min(buf.len());
         match self.files.get(fd) {
-            Some(OpenFile::Jit(i)) => {
-                let image = self.libs.get(i).map(|l| &l.image[..]).unwrap_or(&[]);
-                Ok(libraries::read_at(image, offset, n, buf))
-            }
-            Some(OpenFile::Exec) => self
-                .machine
-                .read_exec_file(offset, &mut buf[..n])
-                .map_err(|_| HostIoError::Errno(HostIoErrno::EIO)),
+            Some(OpenFile::Library(i)) => match self.libs.get(i) {
+                Some(Library {
+                    image: Some(image), ..
+                }) => Ok(libraries::read_at(image, offset, n, buf)),
+                Some(Library { path, .. }) => self
+                    .machine
+                    .read_file(path, offset, &mut buf[..n])
+                    .map_err(|_| HostIoError::Errno(HostIoErrno::EIO)),
+                None => Err(HostIoError::Errno(HostIoErrno::EBADF)),
+            },
+            Some(OpenFile::Exec) => Ok(libraries::read_at(&self.exec, offset, n, buf)),
             None => Err(HostIoError::Errno(HostIoErrno::EBADF)),
         }
     }
@@ -359,8 +365,14 @@ impl<M: Machine> HostIoPread for BridgeTarget<M> {
 impl<M: Machine> HostIoFstat for BridgeTarget<M> {
     fn fstat(&mut self, fd: u32) -> HostIoResult<HostIoStat, Self> {
         let size = match self.files.get(fd) {
-            Some(OpenFile::Jit(i)) => self.libs.get(i).map_or(0, |l| l.image.len() as u64),
-            Some(OpenFile::Exec) => self.machine.exec_file_size().unwrap_or(0),
+            Some(OpenFile::Library(i)) => match self.libs.get(i) {
+                Some(Library {
+                    image: Some(image), ..
+                }) => image.len() as u64,
+                Some(Library { path, .. }) => self.machine.file_size(path).unwrap_or(0),
+                None => 0,
+            },
+            Some(OpenFile::Exec) => self.exec.len() as u64,
             None => return Err(HostIoError::Errno(HostIoErrno::EBADF)),
         };
         Ok(HostIoStat {

@@ -5,4 +5,5 @@ pub mod demo;
 pub mod eh_frame;
 pub mod jit;
 pub mod run;
+pub mod run_gdb;
 pub mod symbolize;

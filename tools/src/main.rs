@@ -25,6 +25,8 @@ enum Command {
     EhFrame(clew::eh_frame::EhFrameArgs),
     /// Addresses to functions, inlined frames and file:line (addr2line-compatible flags).
     Symbolize(clew::symbolize::SymbolizeArgs),
+    /// Start the system gdb attached to a `clew run --gdb` stub (ADDR: HOST:PORT or a pty).
+    Gdb(clew::run_gdb::GdbArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,5 +43,6 @@ fn main() -> Result<()> {
         Command::Symbolize(args) => {
             clew::symbolize::run(&args, &mut clew::symbolize::stdin(), &mut std::io::stdout())
         }
+        Command::Gdb(args) => clew::run_gdb::exec_gdb(&args),
     }
 }

@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// The function's arguments (i32, i64, f32 or f64, as its type says).
     #[arg(allow_hyphen_values = true)]
     pub args: Vec<String>,
+    /// Serve gdb at the first stop (clew.breakpoint, a panic, a trap): `tcp:HOST:PORT`,
+    /// `tcp:PORT` (loopback) or `pty` (prints the /dev/pts path).
+    #[arg(long, value_name = "tcp:HOST:PORT|pty")]
+    pub gdb: Option<String>,
 }
 
 /// The embedded demo: nested wasm calls into the host, a backtrace through them, then a
@@ -114,6 +118,9 @@ fn run_inner(args: &RunArgs, out: &mut dyn std::io::Write) -> Result<(), Failure
         }
     };
     let registration = register(&module).map_err(|e| bad(format!("{e:#}")))?;
+    if let Some(spec) = &args.gdb {
+        crate::run_gdb::setup(spec).map_err(|e| bad(format!("--gdb: {e:#}")))?;
+    }
     let symbolizer = clew_symbolizer::host::current_process();
     let mut store = Store::new(
         &engine,
@@ -259,7 +266,10 @@ fn define_host_functions(linker: &mut Linker<State>) -> Result<()> {
         .map_err(wasmtime_error)?;
     linker
         .func_wrap("clew", "breakpoint", |_caller: Caller<'_, State>| {
-            // No debugger attached (`--gdb` comes with the gdb bridge): print and go on.
+            if crate::run_gdb::active() {
+                return crate::run_gdb::breakpoint();
+            }
+            // No debugger attached (no `--gdb`): print and go on.
             let sym = clew_symbolizer::host::current_process();
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
@@ -283,6 +293,7 @@ fn capture() -> Vec<usize> {
 
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|_| {
+        crate::run_gdb::on_panic();
         let pcs = capture();
         PANIC_PCS.with(|p| *p.borrow_mut() = Some(pcs));
     }));

@@ -1,0 +1,10 @@
+//! The host side (std, Linux x86-64): TCP and pty transports, and a process that enters
+//! the stub from its `SIGTRAP` handler ([`process`]).
+
+pub mod process;
+pub mod pty;
+pub mod tcp;
+
+pub use process::{ProcessMachine, breakpoint, install, stop_with_signal};
+pub use pty::PtyTransport;
+pub use tcp::TcpTransport;
