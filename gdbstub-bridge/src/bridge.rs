@@ -242,6 +242,16 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
         }
     }
 
+    /// The target is exiting with `code`: tells a gdb waiting on it (`W` packet), so
+    /// its `continue` ends with "exited", and closes the connection.
+    pub fn exited(&mut self, code: u8) {
+        if let Some(GdbStubStateMachine::Running(r)) = self.session.take() {
+            let _ = r.report_stop(&mut self.target, SingleThreadStopReason::Exited(code));
+            self.link.lock().transport.drain();
+        }
+        self.end_connection();
+    }
+
     fn stop_reason(&mut self, cause: StopCause) -> SingleThreadStopReason<u64> {
         match cause {
             StopCause::Trap => {

@@ -14,6 +14,9 @@ pub trait Transport {
     fn connect(&mut self) -> Result<(), Closed>;
     /// Ends the current connection (after a detach, or when the peer vanished).
     fn disconnect(&mut self) {}
+    /// Waits (briefly) until the peer has read what was written: the last words
+    /// before the target goes away (a pty discards unread input when it closes).
+    fn drain(&mut self) {}
     /// Reads at least one byte into `buf` (blocking); `Err(Closed)` when the peer is gone.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed>;
     /// Writes all of `bytes`.

@@ -34,6 +34,7 @@ fn main() -> Result<()> {
         Command::Demo => clew::demo::run(),
         Command::Run(args) => {
             let status = clew::run::run(&args, &mut std::io::stdout());
+            clew::run_gdb::finish(status);
             std::process::exit(status)
         }
         Command::EhFrame(args) => {

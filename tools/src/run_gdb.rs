@@ -81,6 +81,13 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::SeqCst)
 }
 
+/// The run ends with exit status `status`: gdb, if attached, sees the exit.
+pub fn finish(status: i32) {
+    if active() {
+        host::exited(status);
+    }
+}
+
 /// `clew.breakpoint` under gdb: stop here.
 #[inline(never)]
 pub fn breakpoint() {

@@ -5,6 +5,6 @@ pub mod process;
 pub mod pty;
 pub mod tcp;
 
-pub use process::{ProcessMachine, breakpoint, install, stop_with_signal};
+pub use process::{ProcessMachine, breakpoint, exited, install, installed, stop_with_signal};
 pub use pty::PtyTransport;
 pub use tcp::TcpTransport;

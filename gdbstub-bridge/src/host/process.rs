@@ -331,6 +331,18 @@ pub fn installed() -> bool {
     INSTALLED.load(Ordering::SeqCst)
 }
 
+/// The process is exiting with `code`: a gdb waiting for the next stop hears so.
+pub fn exited(code: i32) {
+    if IN_STUB.load(Ordering::SeqCst) {
+        return;
+    }
+    if let Ok(mut b) = BRIDGE.lock() {
+        if let Some(bridge) = b.as_mut() {
+            bridge.exited(code as u8);
+        }
+    }
+}
+
 /// Stops here for gdb (an `int3`): gdb sees `SIGTRAP` with the PC in this function,
 /// its caller next in `bt`.
 #[inline(never)]

@@ -73,6 +73,31 @@ impl Transport for PtyTransport {
         Ok(())
     }
 
+    fn drain(&mut self) {
+        // Bytes the slave side (gdb) has not read yet; give it up to two seconds.
+        for _ in 0..200 {
+            let mut pending: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int.
+            let r = unsafe { libc::ioctl(self._slave.as_raw_fd(), libc::FIONREAD, &mut pending) };
+            if r != 0 || pending == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Then gdb's acknowledgment: it writes `+` after reading, and reports the line
+        // closed if the write fails because the pty went away first.
+        let mut p = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 1000) } == 1 {
+            let mut b = [0u8; 64];
+            let _ = self.master.read(&mut b);
+        }
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
         loop {
             match self.master.read(buf) {

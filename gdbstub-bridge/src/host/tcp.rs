@@ -74,6 +74,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     fn disconnect(&mut self) {
         (**self).disconnect()
     }
+    fn drain(&mut self) {
+        (**self).drain()
+    }
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
         (**self).read(buf)
     }
