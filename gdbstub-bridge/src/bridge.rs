@@ -391,13 +391,16 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
                         return None;
                     }
                 }
-                Some(Frame::Corrupt) => {
-                    if !self.no_ack_active && self.link.lock().transport.write_all(b"-").is_err() {
-                        drop(sm);
-                        self.end_connection();
-                        return None;
-                    }
+                // Ask gdb to resend (with acknowledgments; without, it will not: drop).
+                Some(Frame::Corrupt)
+                    if !self.no_ack_active
+                        && self.link.lock().transport.write_all(b"-").is_err() =>
+                {
+                    drop(sm);
+                    self.end_connection();
+                    return None;
                 }
+                Some(Frame::Corrupt) => {}
             }
         }
     }

@@ -37,5 +37,5 @@ pub mod transport;
 pub mod host;
 
 pub use bridge::{Bridge, Config, Resume, StopCause};
-pub use machine::{BadAddress, Machine, Registers};
+pub use machine::{BadAddress, FileError, Machine, NativeObject, Registers};
 pub use transport::{Closed, SerialLine, Transport, Uart};

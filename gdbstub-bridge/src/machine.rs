@@ -9,6 +9,10 @@ use alloc::vec::Vec;
 
 pub use gdbstub_arch::x86::reg::X86_64CoreRegs as Registers;
 
+/// A file the machine cannot read (gdb gets `EIO`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileError;
+
 /// A native code file gdb should load as a library.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NativeObject {
@@ -47,9 +51,9 @@ pub trait Machine {
     }
     /// Reads `path` (one of [`Machine::native_objects`]) at `offset`; `Ok(0)` past its
     /// end.
-    fn read_file(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, ()> {
+    fn read_file(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
         let _ = (path, offset, buf);
-        Err(())
+        Err(FileError)
     }
     /// The size of `path` (one of [`Machine::native_objects`]).
     fn file_size(&mut self, path: &str) -> Option<u64> {

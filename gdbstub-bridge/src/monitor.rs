@@ -129,7 +129,7 @@ pub fn trace(n: usize, out: &mut dyn Write) {
     }
     for e in &events[skip..] {
         let id = match (e.id.builtin_name(), e.id.as_user()) {
-            (Some(b), _) => alloc::format!("{b}"),
+            (Some(b), _) => alloc::string::String::from(b),
             (None, Some(u)) => alloc::format!("user({u})"),
             _ => alloc::format!("{:#x}", e.id.0),
         };

@@ -26,7 +26,7 @@ use std::vec::Vec;
 use gdbstub_arch::x86::reg::F80;
 
 use crate::bridge::{Bridge, Config, Resume, StopCause};
-use crate::machine::{BadAddress, Machine, NativeObject, Registers};
+use crate::machine::{BadAddress, FileError, Machine, NativeObject, Registers};
 use crate::transport::Transport;
 
 /// The x86 trap flag (single step) in `eflags`.
@@ -67,9 +67,14 @@ impl ProcessMachine {
         unsafe { self.uc.as_mut().map(|u| &mut u.uc_mcontext.gregs) }
     }
 
-    fn fpstate(&self) -> Option<&mut libc::_libc_fpstate> {
+    fn fpstate(&self) -> Option<&libc::_libc_fpstate> {
         // SAFETY: the kernel's signal frame holds the FPU state `fpregs` points to.
-        unsafe { self.uc.as_ref().and_then(|u| u.uc_mcontext.fpregs.as_mut()) }
+        unsafe { self.uc.as_ref().and_then(|u| u.uc_mcontext.fpregs.as_ref()) }
+    }
+
+    fn fpstate_mut(&mut self) -> Option<&mut libc::_libc_fpstate> {
+        // SAFETY: as above.
+        unsafe { self.uc.as_mut().and_then(|u| u.uc_mcontext.fpregs.as_mut()) }
     }
 }
 
@@ -143,7 +148,7 @@ impl Machine for ProcessMachine {
     }
 
     fn set_registers(&mut self, r: &Registers) {
-        if let Some(fp) = self.fpstate() {
+        if let Some(fp) = self.fpstate_mut() {
             fp.mxcsr = r.mxcsr;
             for (i, x) in fp._xmm.iter_mut().enumerate() {
                 let v = r.xmm[i];
@@ -226,8 +231,8 @@ impl Machine for ProcessMachine {
     fn native_objects(&self) -> Vec<NativeObject> {
         loaded_objects()
     }
-    fn read_file(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, ()> {
-        self.file(path)?.read_at(buf, offset).map_err(|_| ())
+    fn read_file(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        self.file(path)?.read_at(buf, offset).map_err(|_| FileError)
     }
     fn file_size(&mut self, path: &str) -> Option<u64> {
         self.file(path).ok()?.metadata().ok().map(|m| m.len())
@@ -236,15 +241,15 @@ impl Machine for ProcessMachine {
 
 impl ProcessMachine {
     /// An open loaded file (only files the loader lists: gdb reads nothing else).
-    fn file(&mut self, path: &str) -> Result<&File, ()> {
+    fn file(&mut self, path: &str) -> Result<&File, FileError> {
         if !self.files.contains_key(path) {
             if !loaded_objects().iter().any(|o| o.path == path) {
-                return Err(());
+                return Err(FileError);
             }
-            let f = File::open(path).map_err(|_| ())?;
+            let f = File::open(path).map_err(|_| FileError)?;
             self.files.insert(path.to_owned(), f);
         }
-        self.files.get(path).ok_or(())
+        self.files.get(path).ok_or(FileError)
     }
 }
 
@@ -336,10 +341,10 @@ pub fn exited(code: i32) {
     if IN_STUB.load(Ordering::SeqCst) {
         return;
     }
-    if let Ok(mut b) = BRIDGE.lock() {
-        if let Some(bridge) = b.as_mut() {
-            bridge.exited(code as u8);
-        }
+    if let Ok(mut b) = BRIDGE.lock()
+        && let Some(bridge) = b.as_mut()
+    {
+        bridge.exited(code as u8);
     }
 }
 
