@@ -131,6 +131,10 @@ pub struct Bridge<M: Machine, T: Transport> {
     rx_len: usize,
     no_ack_active: bool,
     packet_size: usize,
+    /// The stop being served, for `?` (gdbstub answers it with a fixed `T05`).
+    current: Option<SingleThreadStopReason<u64>>,
+    /// gdb negotiated `multiprocess+` on this connection (thread ids are `pP.T`).
+    multiprocess: bool,
 }
 
 const NO_ACK_PACKET: &[u8] = b"$QStartNoAckMode#b0";
@@ -155,6 +159,8 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             rx_len: 0,
             no_ack_active: false,
             packet_size: config.packet_size,
+            current: None,
+            multiprocess: false,
         }
     }
 
@@ -179,6 +185,7 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
         self.target.resume = None;
         self.target.refresh_libraries();
         let reason = self.stop_reason(cause);
+        self.current = Some(reason);
         let mut pending = Some(reason);
         loop {
             let sm = match self.session.take() {
@@ -278,6 +285,7 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             self.rx_pos = 0;
             self.rx_len = 0;
             self.no_ack_active = false;
+            self.multiprocess = false;
         }
         let wire = Wire {
             link: self.link.clone(),
@@ -320,6 +328,33 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
         self.session = None;
     }
 
+    /// Answers `?` with the real stop: the signal, and `swbreak` for gdb's breakpoint.
+    fn answer_stop_query(&mut self) -> Result<(), Closed> {
+        use core::fmt::Write as _;
+        let (sig, swbreak) = match self.current {
+            Some(SingleThreadStopReason::Signal(s)) => (s.0, false),
+            Some(SingleThreadStopReason::SwBreak(())) => (5, true),
+            _ => (5, false),
+        };
+        let mut body = alloc::string::String::new();
+        let _ = write!(body, "T{sig:02x}thread:");
+        body.push_str(if self.multiprocess { "p01.01;" } else { "01;" });
+        if swbreak {
+            body.push_str("swbreak:;");
+        }
+        let sum = body.bytes().fold(0u8, |s, b| s.wrapping_add(b));
+        let mut out = alloc::string::String::new();
+        if !self.no_ack_active {
+            out.push('+');
+        }
+        let _ = write!(out, "${body}#{sum:02x}");
+        let mut link = self.link.lock();
+        link.last.clear();
+        link.last
+            .extend_from_slice(&out.as_bytes()[out.find('$').unwrap_or(0)..]);
+        link.transport.write_all(out.as_bytes())
+    }
+
     fn end_connection(&mut self) {
         self.session = None;
         self.target.end_session();
@@ -354,7 +389,17 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             self.rx_pos += 1;
             match self.framer.push(b) {
                 None => {}
+                Some(Frame::Packet(p)) if p.starts_with(b"$?#") => {
+                    if self.answer_stop_query().is_err() {
+                        drop(sm);
+                        self.end_connection();
+                        return None;
+                    }
+                }
                 Some(Frame::Packet(p)) => {
+                    if p.starts_with(b"$qSupported") {
+                        self.multiprocess = p.windows(13).any(|w| w == b"multiprocess+");
+                    }
                     let no_ack = self.target.no_ack && p.starts_with(b"$QStartNoAckMode#");
                     let packet: Vec<u8> = p.to_vec();
                     for &byte in &packet {

@@ -72,6 +72,8 @@ pub fn setup(spec: &str) -> Result<()> {
         }
     };
     host::install(transport, config).context("installing the SIGTRAP handler")?;
+    // After Wasmtime's: a trap in JIT code stops for gdb, then becomes Wasmtime's trap.
+    host::install_fault_handlers().context("installing the fault handlers")?;
     ACTIVE.store(true, Ordering::SeqCst);
     Ok(())
 }

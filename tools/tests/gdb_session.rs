@@ -161,3 +161,66 @@ fn detach_lets_the_program_finish() {
     );
     assert_eq!(stdout.trim(), "53");
 }
+
+/// Names of the wasm functions among the JIT frames of gdb's `bt` in `out`.
+fn wasm_names(out: &str, wanted: &[&str]) -> Vec<String> {
+    jit_frames(&parse_gdb_bt(out))
+        .into_iter()
+        .map(|(_, n)| n)
+        .filter(|n| wanted.contains(&n.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_trap_in_jit_code_stops_at_the_faulting_instruction() {
+    let module = wat_file(
+        "trap.wat",
+        r#"(module $trapper
+  (func $main (export "main") (result i32) (call $outer (i32.const 0)))
+  (func $outer (param i32) (result i32) (call $divide (local.get 0)))
+  (func $divide (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0))))"#,
+    );
+    let target = Target::start("tcp:127.0.0.1:0", &module);
+    let out = gdb(&target.addr, &["bt", "x/i $pc", "info program", "continue"]);
+    assert!(out.contains("It stopped with signal SIGFPE"), "{out}");
+    assert_eq!(
+        wasm_names(&out, &["divide", "outer", "main"]),
+        ["divide", "outer", "main"],
+        "{out}"
+    );
+    assert!(out.contains("<divide+") && out.contains("div "), "{out}");
+    // After gdb, Wasmtime's handler turns the fault into the trap it always was.
+    assert!(out.contains("exited with code 01"), "{out}");
+    let (status, stdout, _) = target.finish();
+    assert_eq!(status, Some(1));
+    assert!(
+        stdout.contains("wasm trap: integer divide by zero"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_panic_stops_at_the_panic_point() {
+    let module = wat_file(
+        "panic.wat",
+        r#"(module $boom
+  (import "clew" "panic" (func $panic (param i32)))
+  (func $main (export "main") (call $outer (i32.const 7)))
+  (func $outer (param i32) (call $inner (local.get 0)))
+  (func $inner (param i32) (call $panic (local.get 0))))"#,
+    );
+    let target = Target::start("tcp:127.0.0.1:0", &module);
+    let out = gdb(&target.addr, &["bt", "info program", "continue"]);
+    assert!(out.contains("It stopped with signal SIGABRT"), "{out}");
+    assert_eq!(
+        wasm_names(&out, &["inner", "outer", "main"]),
+        ["inner", "outer", "main"],
+        "{out}"
+    );
+    let (status, stdout, _) = target.finish();
+    assert_eq!(status, Some(1));
+    assert!(
+        stdout.contains("panic: wasm requested panic: 7"),
+        "{stdout}"
+    );
+}

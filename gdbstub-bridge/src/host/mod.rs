@@ -5,6 +5,9 @@ pub mod process;
 pub mod pty;
 pub mod tcp;
 
-pub use process::{ProcessMachine, breakpoint, exited, install, installed, stop_with_signal};
+pub use process::{
+    ProcessMachine, breakpoint, exited, install, install_fault_handlers, installed,
+    stop_with_signal,
+};
 pub use pty::PtyTransport;
 pub use tcp::TcpTransport;

@@ -331,6 +331,90 @@ pub fn install(transport: Box<dyn Transport + Send>, config: Config) -> std::io:
     Ok(())
 }
 
+/// Faults that stop in JIT code before the runtime sees them.
+const FAULTS: [libc::c_int; 4] = [libc::SIGILL, libc::SIGSEGV, libc::SIGFPE, libc::SIGBUS];
+
+/// The handlers [`install_fault_handlers`] replaced, by signal number.
+static PREVIOUS: Mutex<[Option<libc::sigaction>; 32]> = Mutex::new([None; 32]);
+
+/// Makes a fault (`SIGILL`, `SIGSEGV`, `SIGFPE`, `SIGBUS`) in a registered JIT module
+/// stop for gdb first, at the faulting instruction, then go to the handler that was
+/// installed before (a JIT runtime's trap handler: Wasmtime turns the fault into a
+/// trap). Call it after the runtime installed its handlers. Faults elsewhere go
+/// straight to the previous handler.
+pub fn install_fault_handlers() -> std::io::Result<()> {
+    let mut prev = PREVIOUS.lock().unwrap_or_else(|e| e.into_inner());
+    for sig in FAULTS {
+        // SAFETY: installs a three-argument SA_SIGINFO handler, saving the old one.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_fault as *const () as usize;
+            // Not on the alternate stack: a runtime's (Wasmtime's is 64 KiB) is too small
+            // for the stub. A fault from running out of stack then kills the process,
+            // which it would have anyway without a stub.
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, &sa, &mut old) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            prev[sig as usize] = Some(old);
+        }
+    }
+    Ok(())
+}
+
+/// gdb's signal numbers (the remote protocol's) for the faults; Linux's differ for
+/// SIGBUS.
+fn gdb_signal(sig: libc::c_int) -> u8 {
+    match sig {
+        libc::SIGILL => 4,
+        libc::SIGTRAP => 5,
+        libc::SIGABRT => 6,
+        libc::SIGFPE => 8,
+        libc::SIGBUS => 10,
+        libc::SIGSEGV => 11,
+        _ => 0,
+    }
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let uc = ctx as *mut libc::ucontext_t;
+    // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
+    let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] } as usize;
+    let in_jit = clew_unwinder::global()
+        .pin()
+        .find_module(pc)
+        .is_some_and(|m| m.kind() == clew_unwinder::ModuleKind::Jit);
+    if in_jit && !IN_STUB.load(Ordering::SeqCst) {
+        enter(uc, StopCause::Signal(gdb_signal(sig)));
+    }
+    // Hand the fault on, as if this handler had never been there.
+    let prev = PREVIOUS.try_lock().ok().and_then(|p| p[sig as usize]);
+    let Some(prev) = prev else {
+        return;
+    };
+    // SAFETY: calls the saved handler with the arguments the kernel gave us, as the
+    // kernel would have; SIG_DFL is restored so that returning re-raises the fault.
+    unsafe {
+        match prev.sa_sigaction {
+            libc::SIG_DFL => {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            libc::SIG_IGN => {}
+            h if prev.sa_flags & libc::SA_SIGINFO != 0 => {
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    std::mem::transmute(h);
+                f(sig, info, ctx);
+            }
+            h => {
+                let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
+                f(sig);
+            }
+        }
+    }
+}
+
 /// Whether [`install`] has run.
 pub fn installed() -> bool {
     INSTALLED.load(Ordering::SeqCst)
@@ -376,6 +460,11 @@ extern "C" fn on_sigtrap(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
         0 => StopCause::Trap,
         s => StopCause::Signal(s),
     };
+    enter(ctx.cast(), cause);
+}
+
+/// Serves gdb for a stop of this thread with context `uc`.
+fn enter(uc: *mut libc::ucontext_t, cause: StopCause) {
     let Ok(mut guard) = BRIDGE.try_lock() else {
         // A stop inside the stub itself (a breakpoint in code it runs): go on.
         return;
@@ -383,7 +472,7 @@ extern "C" fn on_sigtrap(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
     let Some(bridge) = guard.as_mut() else {
         return;
     };
-    bridge.machine_mut().uc = ctx.cast();
+    bridge.machine_mut().uc = uc;
     IN_STUB.store(true, Ordering::SeqCst);
     // A bug in the stub must not take the program down with it: resume instead.
     let resume = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bridge.stop(cause)))
