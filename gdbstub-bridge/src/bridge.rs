@@ -119,6 +119,15 @@ impl<T: Transport> Connection for Wire<T> {
 
 type Session<M, T> = GdbStubStateMachine<'static, BridgeTarget<M>, Wire<T>>;
 
+/// A received frame, owned.
+enum Input {
+    StopQuery,
+    Packet(Vec<u8>),
+    Interrupt,
+    Nack,
+    Corrupt,
+}
+
 /// The stub: a target, a transport, and the current gdb session.
 pub struct Bridge<M: Machine, T: Transport> {
     target: BridgeTarget<M>,
@@ -387,21 +396,22 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             }
             let b = self.rx[self.rx_pos];
             self.rx_pos += 1;
-            match self.framer.push(b) {
-                None => {}
-                Some(Frame::Packet(p)) if p.starts_with(b"$?#") => {
-                    if self.answer_stop_query().is_err() {
-                        drop(sm);
-                        self.end_connection();
-                        return None;
+            // An owned copy, so that answering may use `self`.
+            let input = match self.framer.push(b) {
+                None => continue,
+                Some(Frame::Packet(p)) if p.starts_with(b"$?#") => Input::StopQuery,
+                Some(Frame::Packet(p)) => Input::Packet(p.to_vec()),
+                Some(Frame::Interrupt) => Input::Interrupt,
+                Some(Frame::Nack) => Input::Nack,
+                Some(Frame::Corrupt) => Input::Corrupt,
+            };
+            let written = match input {
+                Input::StopQuery => self.answer_stop_query(),
+                Input::Packet(packet) => {
+                    if packet.starts_with(b"$qSupported") {
+                        self.multiprocess = packet.windows(13).any(|w| w == b"multiprocess+");
                     }
-                }
-                Some(Frame::Packet(p)) => {
-                    if p.starts_with(b"$qSupported") {
-                        self.multiprocess = p.windows(13).any(|w| w == b"multiprocess+");
-                    }
-                    let no_ack = self.target.no_ack && p.starts_with(b"$QStartNoAckMode#");
-                    let packet: Vec<u8> = p.to_vec();
+                    let no_ack = self.target.no_ack && packet.starts_with(b"$QStartNoAckMode#");
                     for &byte in &packet {
                         sm = match sm {
                             GdbStubStateMachine::Idle(i) => {
@@ -418,34 +428,27 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
                     }
                     return Some(Ok(sm));
                 }
-                Some(Frame::Interrupt) => {
+                Input::Interrupt => {
                     return Some(match sm {
                         GdbStubStateMachine::Idle(i) => i.incoming_data(&mut self.target, 0x03),
                         other => Ok(other),
                     });
                 }
-                Some(Frame::Nack) => {
+                Input::Nack => {
                     let mut link = self.link.lock();
                     let last = core::mem::take(&mut link.last);
                     let r = link.transport.write_all(&last);
                     link.last = last;
-                    drop(link);
-                    if r.is_err() {
-                        drop(sm);
-                        self.end_connection();
-                        return None;
-                    }
+                    r
                 }
                 // Ask gdb to resend (with acknowledgments; without, it will not: drop).
-                Some(Frame::Corrupt)
-                    if !self.no_ack_active
-                        && self.link.lock().transport.write_all(b"-").is_err() =>
-                {
-                    drop(sm);
-                    self.end_connection();
-                    return None;
-                }
-                Some(Frame::Corrupt) => {}
+                Input::Corrupt if !self.no_ack_active => self.link.lock().transport.write_all(b"-"),
+                Input::Corrupt => Ok(()),
+            };
+            if written.is_err() {
+                drop(sm);
+                self.end_connection();
+                return None;
             }
         }
     }
