@@ -60,6 +60,9 @@ pub struct Config {
     pub no_ack: bool,
     /// The largest packet gdb may send (advertised as `PacketSize`).
     pub packet_size: usize,
+    /// Run-length encode responses: fewer bytes for a slow serial line; off on fast
+    /// transports, where encoding each byte costs more than sending it.
+    pub rle: bool,
 }
 
 impl Config {
@@ -69,6 +72,7 @@ impl Config {
             provider: None,
             no_ack: false,
             packet_size: 0x4000,
+            rle: true,
         }
     }
 }
@@ -153,6 +157,7 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
         let mut target = BridgeTarget::new(machine, config.registry);
         target.provider = config.provider;
         target.no_ack = config.no_ack;
+        target.rle = config.rle;
         Bridge {
             target,
             link: Arc::new(Mutex::new(Link {

@@ -54,6 +54,8 @@ pub struct BridgeTarget<M: Machine> {
     pub registry: &'static Registry,
     pub provider: Option<&'static dyn ModuleProvider>,
     pub no_ack: bool,
+    /// Run-length encode responses (fewer bytes on a slow line, more CPU per byte).
+    pub rle: bool,
     libs: Vec<Library>,
     libs_xml: String,
     files: FileTable,
@@ -69,6 +71,7 @@ impl<M: Machine> BridgeTarget<M> {
             registry,
             provider: None,
             no_ack: false,
+            rle: true,
             libs: Vec::new(),
             libs_xml: String::new(),
             files: FileTable::default(),
@@ -123,6 +126,9 @@ impl<M: Machine> Target for BridgeTarget<M> {
     }
     fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
         true
+    }
+    fn use_rle(&self) -> bool {
+        self.rle
     }
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
         Some(self)

@@ -51,6 +51,9 @@ pub fn parse_listen(spec: &str) -> Result<GdbListen> {
 pub fn setup(spec: &str) -> Result<()> {
     let listen = parse_listen(spec)?;
     let mut config = Config::new(clew_unwinder::global());
+    // Run-length encoding saves bytes on a slow UART; on TCP and a pty the bytes are
+    // cheaper than encoding them.
+    config.rle = false;
     config.provider = Some(&clew_unwinder::os::linux::DlIteratePhdr);
     let transport: Box<dyn Transport + Send> = match listen {
         GdbListen::Tcp(addr) => {

@@ -37,6 +37,8 @@ pub struct ProcessMachine {
     uc: *mut libc::ucontext_t,
     files: HashMap<String, File>,
     mem: Option<File>,
+    /// This process (`getpid` is a system call: once, not per read).
+    pid: libc::pid_t,
 }
 
 // SAFETY: `uc` is only dereferenced by the thread that stopped, inside its signal
@@ -49,6 +51,8 @@ impl ProcessMachine {
         ProcessMachine {
             uc: std::ptr::null_mut(),
             files: HashMap::new(),
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
             mem: std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -186,7 +190,7 @@ impl Machine for ProcessMachine {
         };
         // SAFETY: the kernel checks the remote range (EFAULT when unmapped) and writes
         // at most `buf.len()` bytes into `buf`.
-        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
         if n > 0 {
             return Ok(n as usize);
         }
@@ -210,7 +214,7 @@ impl Machine for ProcessMachine {
             iov_len: data.len(),
         };
         // SAFETY: the kernel checks that the remote range is mapped writable.
-        let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+        let n = unsafe { libc::process_vm_writev(self.pid, &local, 1, &remote, 1, 0) };
         if n == data.len() as isize {
             return Ok(());
         }
