@@ -94,6 +94,8 @@ impl Framer {
                     self.push_byte(b);
                 }
             },
+            // `$` is never a checksum digit: the packet was cut short, a new one starts.
+            State::Checksum1 | State::Checksum2 if b == b'$' => self.start(),
             State::Checksum1 => {
                 self.bad_digit = false;
                 match hex(b) {
@@ -189,5 +191,58 @@ mod tests {
             feed(&mut f, b"$g#zz$g#67"),
             [Err("corrupt"), Ok(b"$g#67".to_vec())]
         );
+    }
+
+    mod prop {
+        use super::super::*;
+        use alloc::vec::Vec;
+        use proptest::prelude::*;
+
+        fn checksum_ok(p: &[u8]) -> bool {
+            let n = p.len();
+            if n < 4 || p[0] != b'$' || p[n - 3] != b'#' {
+                return false;
+            }
+            let sum = p[1..n - 3].iter().fold(0u8, |s, &b| s.wrapping_add(b));
+            alloc::format!("{sum:02x}").as_bytes() == &p[n - 2..]
+                || alloc::format!("{sum:02X}").as_bytes() == &p[n - 2..]
+        }
+
+        proptest! {
+            /// Any input: no panic, and only well-formed packets come out.
+            #[test]
+            fn only_valid_packets_pass(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let mut f = Framer::new(256);
+                for b in bytes {
+                    if let Some(Frame::Packet(p)) = f.push(b) {
+                        prop_assert!(checksum_ok(p), "{:?}", p);
+                        prop_assert!(p.len() <= 256);
+                    }
+                }
+            }
+
+            /// Noise of any kind, then a valid packet: the packet is recovered whole.
+            #[test]
+            fn resyncs_after_noise(
+                noise in proptest::collection::vec(any::<u8>(), 0..512),
+                body in proptest::collection::vec(any::<u8>().prop_filter("framing", |b| *b != b'$' && *b != b'#'), 0..200),
+            ) {
+                let mut f = Framer::new(256);
+                for b in noise {
+                    let _ = f.push(b);
+                }
+                let sum = body.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+                let mut p = Vec::from(&b"$"[..]);
+                p.extend_from_slice(&body);
+                p.extend_from_slice(alloc::format!("#{sum:02x}").as_bytes());
+                let mut got = None;
+                for &b in &p {
+                    if let Some(Frame::Packet(q)) = f.push(b) {
+                        got = Some(q.to_vec());
+                    }
+                }
+                prop_assert_eq!(got, Some(p));
+            }
+        }
     }
 }
