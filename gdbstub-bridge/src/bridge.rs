@@ -143,11 +143,25 @@ pub struct Bridge<M: Machine, T: Transport> {
     rx_pos: usize,
     rx_len: usize,
     no_ack_active: bool,
-    packet_size: usize,
     /// The stop being served, for `?` (gdbstub answers it with a fixed `T05`).
     current: Option<SingleThreadStopReason<u64>>,
     /// gdb negotiated `multiprocess+` on this connection (thread ids are `pP.T`).
     multiprocess: bool,
+    /// gdbstub's packet buffer, lent to one session at a time (freed in `drop`).
+    packet_buf: *mut [u8],
+}
+
+// SAFETY: `packet_buf` is an owned allocation (`Box::into_raw`) only reached through
+// `&mut self`; the rest is `Send` when the machine and transport are.
+unsafe impl<M: Machine + Send, T: Transport + Send> Send for Bridge<M, T> {}
+
+impl<M: Machine, T: Transport> Drop for Bridge<M, T> {
+    fn drop(&mut self) {
+        // The session borrows the buffer: end it first.
+        self.session = None;
+        // SAFETY: `packet_buf` came from `Box::into_raw` in `new`; no session uses it.
+        unsafe { drop(alloc::boxed::Box::from_raw(self.packet_buf)) };
+    }
 }
 
 const NO_ACK_PACKET: &[u8] = b"$QStartNoAckMode#b0";
@@ -172,9 +186,11 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             rx_pos: 0,
             rx_len: 0,
             no_ack_active: false,
-            packet_size: config.packet_size,
             current: None,
             multiprocess: false,
+            packet_buf: alloc::boxed::Box::into_raw(
+                vec![b'#'; config.packet_size].into_boxed_slice(),
+            ),
         }
     }
 
@@ -305,8 +321,15 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             link: self.link.clone(),
             out: Vec::new(),
         };
+        // gdbstub finds a packet's checksum by splitting its *whole* buffer at `#`:
+        // with the rest of the buffer zeroed it scans all of it (16 KiB) per packet,
+        // a third of an `m` round trip. Filled with `#`, the scan stops right away.
+        // SAFETY: `packet_buf` is ours until `drop`, and sessions never overlap (the
+        // previous one is dropped before a new one starts: `self.session` is `None`).
+        let buf: &'static mut [u8] = unsafe { &mut *self.packet_buf };
+        buf.fill(b'#');
         let gdb = GdbStubBuilder::new(wire)
-            .packet_buffer_size(self.packet_size)
+            .with_packet_buffer(buf)
             .build()
             .map_err(|_| ())?;
         let mut sm = gdb.run_state_machine(&mut self.target).map_err(|_| ())?;

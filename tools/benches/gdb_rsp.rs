@@ -61,6 +61,15 @@ impl Rsp {
         rsp
     }
 
+    /// A client with nothing behind it (its connection handed over to gdb).
+    fn closed() -> Rsp {
+        Rsp {
+            r: BufReader::new(Box::new(std::io::Cursor::new(Vec::new()))),
+            ack: false,
+            packet_size: 0x4000,
+        }
+    }
+
     fn send(&mut self, payload: &[u8]) {
         let sum = payload.iter().fold(0u8, |s, &b| s.wrapping_add(b));
         let mut p = Vec::with_capacity(payload.len() + 4);
@@ -185,6 +194,8 @@ fn text_of(pid: u32) -> u64 {
 
 struct Server {
     child: Child,
+    /// Where gdb connects (TCP).
+    addr: Option<String>,
     /// The pty slave held open (gdbserver on a pty).
     _slave: Option<File>,
     /// The process whose memory is read.
@@ -214,22 +225,25 @@ fn stub(module: &str, pty_mode: bool) -> Server {
     BufReader::new(child.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    let mut addr = None;
     let s: Box<dyn Stream> = if pty_mode {
         let path = &line[line.find("/dev/pts/").unwrap()..];
         Box::new(open_raw(path.split_whitespace().next().unwrap()))
     } else {
-        let addr = line[line.find("tcp ").unwrap() + 4..]
+        let a = line[line.find("tcp ").unwrap() + 4..]
             .split_whitespace()
             .next()
             .unwrap()
             .to_owned();
-        let s = TcpStream::connect(addr).unwrap();
+        let s = TcpStream::connect(&a).unwrap();
         s.set_nodelay(true).unwrap();
+        addr = Some(a);
         Box::new(s)
     };
     let inferior = child.id();
     Server {
         child,
+        addr,
         _slave: None,
         inferior,
         client: Rsp::new(s),
@@ -244,7 +258,8 @@ fn gdbserver(module: &str, pty_mode: bool) -> Server {
         ("127.0.0.1:0".to_owned(), None, None)
     };
     let mut child = Command::new("gdbserver")
-        .args(["--once", &comm, env!("CARGO_BIN_EXE_clew"), "run", module])
+        // Not --once: after the raw client, gdb itself connects (TCP).
+        .args([&comm, env!("CARGO_BIN_EXE_clew"), "run", module])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -279,10 +294,58 @@ fn gdbserver(module: &str, pty_mode: bool) -> Server {
     };
     Server {
         child,
+        addr: port.map(|p| format!("127.0.0.1:{p}")),
         _slave: slave,
         inferior,
         client: Rsp::new(s),
     }
+}
+
+/// gdb's own `dump binary memory` of 1 MiB of text, timed inside gdb (python), the
+/// median of 5 in one session: MiB/s.
+fn gdb_dump(addr: &str, base: u64) -> f64 {
+    let out = std::env::temp_dir().join(format!("clew-gdb-bench-dump-{}", std::process::id()));
+    let script = format!(
+        "python import time\n\
+         python ts = []\n\
+         python exec(\"for i in range(5):\\n t = time.perf_counter()\\n gdb.execute('dump binary memory {} {base:#x} {:#x}')\\n ts.append(time.perf_counter() - t)\")\n\
+         python ts.sort(); print('DUMP_SECONDS', ts[2])\n",
+        out.display(),
+        base + DUMP
+    );
+    let script_path = out.with_extension("gdb");
+    std::fs::write(&script_path, script).unwrap();
+    let o = Command::new("gdb")
+        .args([
+            "-q",
+            "-nx",
+            "-batch",
+            "-ex",
+            &format!("target remote {addr}"),
+        ])
+        .arg("-x")
+        .arg(&script_path)
+        // Leave the program stopped for the next session.
+        .args(["-ex", "disconnect"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("gdb");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&script_path);
+    let secs: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("DUMP_SECONDS "))
+        .unwrap_or_else(|| {
+            panic!(
+                "gdb dump failed:\n{text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .trim()
+        .parse()
+        .unwrap();
+    1.0 / secs
 }
 
 /// Mean µs of one `m` round trip (8 bytes of stack), over `n` packets.
@@ -370,5 +433,32 @@ fn main() {
             med_rtt[0] / med_rtt[1],
             med_tput[0] / med_tput[1]
         );
+        if !pty_mode {
+            // The real gdb's `dump binary memory` (TCP only: gdb cannot be the other end
+            // of gdbserver's pty), interleaved sessions, median.
+            let mut targets = Vec::new();
+            for (_, s) in servers.iter_mut() {
+                targets.push((text_of(s.inferior), s.addr.clone().unwrap()));
+                // Hand the connection over to gdb.
+                s.client = Rsp::closed();
+            }
+            let mut dumps = [Vec::new(), Vec::new()];
+            for _ in 0..3 {
+                for (k, (base, addr)) in targets.iter().enumerate() {
+                    dumps[k].push(gdb_dump(addr, *base));
+                }
+            }
+            let med: Vec<f64> = dumps.iter_mut().map(median).collect();
+            for (k, (name, _)) in servers.iter().enumerate() {
+                println!(
+                    "| TCP, gdb `dump binary memory` 1 MiB | {name} | | {:.1} | | |",
+                    med[k]
+                );
+            }
+            println!(
+                "| TCP, gdb `dump binary memory` | stub ÷ gdbserver | | {:.2}× the throughput | | |",
+                med[0] / med[1]
+            );
+        }
     }
 }

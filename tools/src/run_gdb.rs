@@ -54,6 +54,9 @@ pub fn setup(spec: &str) -> Result<()> {
     // Run-length encoding saves bytes on a slow UART; on TCP and a pty the bytes are
     // cheaper than encoding them.
     config.rle = false;
+    // gdbserver's size: gdb reads memory in pieces of about half of it (larger pieces
+    // were not faster with gdb 13, whose own decoding dominates).
+    config.packet_size = 0x4800;
     config.provider = Some(&clew_unwinder::os::linux::DlIteratePhdr);
     let transport: Box<dyn Transport + Send> = match listen {
         GdbListen::Tcp(addr) => {
