@@ -126,7 +126,8 @@ type Session<M, T> = GdbStubStateMachine<'static, BridgeTarget<M>, Wire<T>>;
 /// A received frame, owned.
 enum Input {
     StopQuery,
-    Packet(Vec<u8>),
+    /// In `Bridge::scratch`.
+    Packet,
     Interrupt,
     Nack,
     Corrupt,
@@ -147,6 +148,8 @@ pub struct Bridge<M: Machine, T: Transport> {
     current: Option<SingleThreadStopReason<u64>>,
     /// gdb negotiated `multiprocess+` on this connection (thread ids are `pP.T`).
     multiprocess: bool,
+    /// The packet being fed to gdbstub (reused: no allocation per packet).
+    scratch: Vec<u8>,
     /// gdbstub's packet buffer, lent to one session at a time (freed in `drop`).
     packet_buf: *mut [u8],
 }
@@ -188,6 +191,7 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             no_ack_active: false,
             current: None,
             multiprocess: false,
+            scratch: Vec::with_capacity(256),
             packet_buf: alloc::boxed::Box::into_raw(
                 vec![b'#'; config.packet_size].into_boxed_slice(),
             ),
@@ -428,19 +432,24 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             let input = match self.framer.push(b) {
                 None => continue,
                 Some(Frame::Packet(p)) if p.starts_with(b"$?#") => Input::StopQuery,
-                Some(Frame::Packet(p)) => Input::Packet(p.to_vec()),
+                Some(Frame::Packet(p)) => {
+                    self.scratch.clear();
+                    self.scratch.extend_from_slice(p);
+                    Input::Packet
+                }
                 Some(Frame::Interrupt) => Input::Interrupt,
                 Some(Frame::Nack) => Input::Nack,
                 Some(Frame::Corrupt) => Input::Corrupt,
             };
             let written = match input {
                 Input::StopQuery => self.answer_stop_query(),
-                Input::Packet(packet) => {
+                Input::Packet => {
+                    let packet = &self.scratch;
                     if packet.starts_with(b"$qSupported") {
                         self.multiprocess = packet.windows(13).any(|w| w == b"multiprocess+");
                     }
                     let no_ack = self.target.no_ack && packet.starts_with(b"$QStartNoAckMode#");
-                    for &byte in &packet {
+                    for &byte in packet {
                         sm = match sm {
                             GdbStubStateMachine::Idle(i) => {
                                 match i.incoming_data(&mut self.target, byte) {

@@ -348,15 +348,25 @@ fn gdb_dump(addr: &str, base: u64) -> f64 {
     1.0 / secs
 }
 
-/// Mean µs of one `m` round trip (8 bytes of stack), over `n` packets.
-fn round_trip(server: &mut Server, n: usize) -> f64 {
+/// Nanoseconds process `pid`'s main thread has run on a CPU (`/proc/PID/schedstat`):
+/// the server's own cost, which other load on the machine does not inflate.
+fn cpu_ns(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// One `m` round trip (8 bytes of stack), mean over `n` packets: (wall µs, server CPU µs).
+fn round_trip(server: &mut Server, n: usize) -> (f64, f64) {
+    let pid = server.child.id();
     let c = &mut server.client;
     let sp = c.rsp();
+    let cpu = cpu_ns(pid);
     let t = Instant::now();
     for _ in 0..n {
         c.read(sp, 8);
     }
-    t.elapsed().as_secs_f64() * 1e6 / n as f64
+    let wall = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    (wall, (cpu_ns(pid) - cpu) as f64 / 1e3 / n as f64)
 }
 
 /// gdb's largest read: (PacketSize - 32) / 2 bytes of data per reply, hex-encoded.
@@ -364,18 +374,29 @@ fn chunk(server: &Server) -> usize {
     (server.client.packet_size - 32) / 2
 }
 
-/// MiB/s of one 1 MiB read of the executable's text in the largest `m` packets.
-fn dump(server: &mut Server) -> f64 {
+/// One 1 MiB read of the executable's text in the largest `m` packets: (wall MiB/s,
+/// server CPU ms).
+fn dump(server: &mut Server) -> (f64, f64) {
     let chunk = chunk(server);
     let base = text_of(server.inferior);
+    let pid = server.child.id();
     let c = &mut server.client;
+    let cpu = cpu_ns(pid);
     let t = Instant::now();
     let mut done = 0u64;
     while done < DUMP {
         let n = chunk.min((DUMP - done) as usize);
         done += c.read(base + done, n) as u64;
     }
-    1.0 / t.elapsed().as_secs_f64()
+    (
+        1.0 / t.elapsed().as_secs_f64(),
+        (cpu_ns(pid) - cpu) as f64 / 1e6,
+    )
+}
+
+fn median(v: &mut Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -389,9 +410,9 @@ fn main() {
     let module = module.to_str().unwrap();
 
     println!(
-        "| transport | server | m round trip (µs, median of {ROUNDS}) | 1 MiB read (MiB/s, median of {ROUNDS}) | bytes per m | acks |"
+        "| transport | server | m round trip: wall µs | server CPU µs per m | 1 MiB read: wall MiB/s | server CPU ms per MiB | bytes per m | acks |"
     );
-    println!("|---|---|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
     for pty_mode in [false, true] {
         let transport = if pty_mode { "pty" } else { "TCP" };
         let mut servers = [
@@ -402,36 +423,46 @@ fn main() {
             round_trip(s, 200);
             dump(s);
         }
-        // Interleaved rounds: load from other processes hits both alike.
-        let mut rtt = [Vec::new(), Vec::new()];
-        let mut tput = [Vec::new(), Vec::new()];
+        // Interleaved rounds: load from other processes hits both alike. Medians.
+        let mut m = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; 2];
         for _ in 0..ROUNDS {
             for (k, (_, s)) in servers.iter_mut().enumerate() {
-                rtt[k].push(round_trip(s, ROUND_TRIPS / ROUNDS));
-                tput[k].push(dump(s));
+                let (w, c) = round_trip(s, ROUND_TRIPS / ROUNDS);
+                m[k][0].push(w);
+                m[k][1].push(c);
+                let (w, c) = dump(s);
+                m[k][2].push(w);
+                m[k][3].push(c);
             }
         }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let mut med_rtt = [0.0; 2];
-        let mut med_tput = [0.0; 2];
+        let med: Vec<[f64; 4]> = m
+            .iter_mut()
+            .map(|v| {
+                [
+                    median(&mut v[0]),
+                    median(&mut v[1]),
+                    median(&mut v[2]),
+                    median(&mut v[3]),
+                ]
+            })
+            .collect();
         for (k, (name, s)) in servers.iter().enumerate() {
-            med_rtt[k] = median(&mut rtt[k]);
-            med_tput[k] = median(&mut tput[k]);
             println!(
-                "| {transport} | {name} | {:.1} | {:.1} | {} | {} |",
-                med_rtt[k],
-                med_tput[k],
+                "| {transport} | {name} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} |",
+                med[k][0],
+                med[k][1],
+                med[k][2],
+                med[k][3],
                 chunk(s),
                 if s.client.ack { "on" } else { "off" }
             );
         }
         println!(
-            "| {transport} | stub ÷ gdbserver | {:.2}× the time | {:.2}× the throughput | | |",
-            med_rtt[0] / med_rtt[1],
-            med_tput[0] / med_tput[1]
+            "| {transport} | stub ÷ gdbserver | {:.2}× | {:.2}× | {:.2}× | {:.2}× | | |",
+            med[0][0] / med[1][0],
+            med[0][1] / med[1][1],
+            med[0][2] / med[1][2],
+            med[0][3] / med[1][3]
         );
         if !pty_mode {
             // The real gdb's `dump binary memory` (TCP only: gdb cannot be the other end
@@ -451,12 +482,12 @@ fn main() {
             let med: Vec<f64> = dumps.iter_mut().map(median).collect();
             for (k, (name, _)) in servers.iter().enumerate() {
                 println!(
-                    "| TCP, gdb `dump binary memory` 1 MiB | {name} | | {:.1} | | |",
+                    "| TCP, gdb `dump binary memory` 1 MiB | {name} | | | {:.1} | | | |",
                     med[k]
                 );
             }
             println!(
-                "| TCP, gdb `dump binary memory` | stub ÷ gdbserver | | {:.2}× the throughput | | |",
+                "| TCP, gdb `dump binary memory` | stub ÷ gdbserver | | | {:.2}× | | | |",
                 med[0] / med[1]
             );
         }
