@@ -394,7 +394,7 @@ fn dump(server: &mut Server) -> (f64, f64) {
     )
 }
 
-fn median(v: &mut Vec<f64>) -> f64 {
+fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -479,7 +479,7 @@ fn main() {
                     dumps[k].push(gdb_dump(addr, *base));
                 }
             }
-            let med: Vec<f64> = dumps.iter_mut().map(median).collect();
+            let med: Vec<f64> = dumps.iter_mut().map(|v| median(v)).collect();
             for (k, (name, _)) in servers.iter().enumerate() {
                 println!(
                     "| TCP, gdb `dump binary memory` 1 MiB | {name} | | | {:.1} | | | |",
