@@ -60,6 +60,11 @@ pub trait Machine {
         let _ = path;
         None
     }
+    /// Writes `bytes` to the file `path` on the target (`monitor dump FILE`).
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), FileError> {
+        let _ = (path, bytes);
+        Err(FileError)
+    }
     /// Answers a `monitor` command the bridge does not know; `false` when unknown.
     fn monitor(&mut self, cmd: &str, out: &mut dyn core::fmt::Write) -> bool {
         let _ = (cmd, out);

@@ -11,7 +11,7 @@ use clew_unwinder::{Error, Memory, ModuleKind, ModuleProvider, Registry, Unwinde
 use crate::machine::{Machine, Registers};
 
 /// The help text (`monitor help`).
-pub const HELP: &str = "clew monitor commands:\n  bt       backtrace of the stopped thread (clew unwinder + symbolizer)\n  modules  modules in clew's registry\n  trace    the last tracer events\n";
+pub const HELP: &str = "clew monitor commands:\n  bt         backtrace of the stopped thread (clew unwinder + symbolizer)\n  modules    modules in clew's registry\n  trace      the last tracer events\n  dump FILE  a post-mortem dump (clew-tracer format) of the stopped thread, written on the target\n";
 
 /// The machine's checked memory as the unwinder's [`Memory`].
 pub struct MachineMemory<'a>(pub &'a dyn Machine);
@@ -40,6 +40,65 @@ pub fn dwarf_regs(r: &Registers) -> Regs {
     d
 }
 
+/// The return addresses of the walk from the stopped registers (the first PC exact).
+fn walk(
+    machine: &dyn Machine,
+    registry: &'static Registry,
+    provider: Option<&'static dyn ModuleProvider>,
+) -> (Vec<(u64, u64)>, Option<Error>) {
+    let mut unwinder = Unwinder::<clew_unwinder::Native>::new(registry).with_max_depth(128);
+    if let Some(p) = provider {
+        unwinder = unwinder.with_provider(p);
+    }
+    let mem = MachineMemory(machine);
+    let regs = dwarf_regs(&machine.registers());
+    let mut frames = Vec::new();
+    for f in unwinder.frames(regs, true, &mem, None) {
+        match f {
+            Ok(f) => frames.push((f.pc, f.lookup_pc())),
+            Err(e) => return (frames, Some(e)),
+        }
+    }
+    (frames, None)
+}
+
+/// Stack bytes copied into a dump, from the stack pointer up.
+pub const DUMP_STACK: usize = 64 * 1024;
+
+/// `monitor dump`: a clew-tracer post-mortem dump of the stopped thread (registers,
+/// backtrace, up to [`DUMP_STACK`] bytes of stack, the registry's modules with JIT
+/// `.eh_frame` and symbols, the flight recorder's events), for `clew-tracer`'s decoder.
+pub fn dump(
+    machine: &dyn Machine,
+    registry: &'static Registry,
+    provider: Option<&'static dyn ModuleProvider>,
+    reason: &str,
+) -> (Vec<u8>, clew_tracer::dump::Summary) {
+    use clew_tracer::clock::{Clock, DefaultClock};
+    let regs = dwarf_regs(&machine.registers());
+    let clock = DefaultClock;
+    let mut w = clew_tracer::DumpWriter::new(Vec::new());
+    let _ = w.header("clew-gdbstub-bridge", clock.info(), clock.now());
+    let _ = w.cause(&clew_tracer::wire::Cause::Requested { reason, task: 0 });
+    let _ = w.registers(0, &regs);
+    let (frames, _) = walk(machine, registry, provider);
+    let pcs: Vec<usize> = frames.iter().map(|&(pc, _)| pc as usize).collect();
+    let _ = w.backtrace(0, &pcs);
+    let sp = regs.gpr[7];
+    let mut stack = alloc::vec![0u8; DUMP_STACK];
+    let mut got = 0;
+    while got < stack.len() {
+        match machine.read_memory(sp + got as u64, &mut stack[got..]) {
+            Ok(n) => got += n,
+            Err(_) => break,
+        }
+    }
+    let _ = w.stack(0, sp, &stack[..got], got == DUMP_STACK);
+    let _ = w.modules(registry, &clew_tracer::dump::ModuleOptions::default());
+    let _ = w.events(clew_tracer::global());
+    w.finish()
+}
+
 /// `monitor bt`: one line per frame, `#N  0xPC in NAME (MODULE)`, innermost first.
 pub fn backtrace(
     machine: &dyn Machine,
@@ -47,23 +106,8 @@ pub fn backtrace(
     provider: Option<&'static dyn ModuleProvider>,
     out: &mut dyn Write,
 ) {
-    let mut unwinder = Unwinder::<clew_unwinder::Native>::new(registry).with_max_depth(128);
-    if let Some(p) = provider {
-        unwinder = unwinder.with_provider(p);
-    }
-    let mem = MachineMemory(machine);
-    let regs = dwarf_regs(&machine.registers());
     let symbolizer = clew_symbolizer::global();
-    let mut frames: Vec<(u64, u64)> = Vec::new();
-    for f in unwinder.frames(regs, true, &mem, None) {
-        match f {
-            Ok(f) => frames.push((f.pc, f.lookup_pc())),
-            Err(e) => {
-                let _ = writeln!(out, "(walk ended: {e})");
-                break;
-            }
-        }
-    }
+    let (frames, end) = walk(machine, registry, provider);
     for (i, (pc, lookup)) in frames.into_iter().enumerate() {
         let (name, module, jit) = match symbolizer.symbolize(lookup) {
             Ok(s) => {
@@ -89,6 +133,9 @@ pub fn backtrace(
             name.as_deref().unwrap_or("??"),
             if jit { "JIT " } else { "" }
         );
+    }
+    if let Some(e) = end {
+        let _ = writeln!(out, "(walk ended: {e})");
     }
 }
 

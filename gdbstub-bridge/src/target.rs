@@ -102,6 +102,29 @@ impl<M: Machine> BridgeTarget<M> {
             }
             "modules" => monitor::modules(self.registry, out),
             "trace" => monitor::trace(32, out),
+            _ if cmd == "dump" || cmd.starts_with("dump ") => {
+                let path = cmd["dump".len()..].trim();
+                if path.is_empty() {
+                    let _ = writeln!(out, "usage: monitor dump FILE");
+                    return;
+                }
+                let (bytes, summary) =
+                    monitor::dump(&self.machine, self.registry, self.provider, "monitor dump");
+                match self.machine.write_file(path, &bytes) {
+                    Ok(()) => {
+                        let _ = writeln!(
+                            out,
+                            "wrote {} bytes ({} records, {} events) to {path}",
+                            bytes.len(),
+                            summary.records,
+                            summary.events
+                        );
+                    }
+                    Err(_) => {
+                        let _ = writeln!(out, "cannot write {path} on the target");
+                    }
+                }
+            }
             "help" | "" => {
                 let _ = out.write_str(monitor::HELP);
             }

@@ -9,6 +9,8 @@ use gdb_common::*;
 
 fn full_session(spec: &str) {
     let module = wat_file("nested.wat", NESTED);
+    let dump_path = module.with_file_name(format!("stop-{}.dump", spec.split(':').next().unwrap()));
+    let dump_cmd = format!("monitor dump {}", dump_path.display());
     let target = Target::start(spec, &module);
     let out = gdb(
         &target.addr,
@@ -38,7 +40,9 @@ fn full_session(spec: &str) {
             "p/x $pc",
             "echo </STEP>\\n<MODULES>\\n",
             "monitor modules",
-            "echo </MODULES>\\n<END>\\n",
+            "echo </MODULES>\\n<DUMP>\\n",
+            &dump_cmd,
+            "echo </DUMP>\\n<END>\\n",
             "delete",
             "continue",
         ],

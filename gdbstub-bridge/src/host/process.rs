@@ -238,6 +238,9 @@ impl Machine for ProcessMachine {
     fn read_file(&mut self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
         self.file(path)?.read_at(buf, offset).map_err(|_| FileError)
     }
+    fn write_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), FileError> {
+        std::fs::write(path, bytes).map_err(|_| FileError)
+    }
     fn file_size(&mut self, path: &str) -> Option<u64> {
         self.file(path).ok()?.metadata().ok().map(|m| m.len())
     }
