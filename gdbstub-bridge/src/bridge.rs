@@ -148,6 +148,9 @@ pub struct Bridge<M: Machine, T: Transport> {
     current: Option<SingleThreadStopReason<u64>>,
     /// gdb negotiated `multiprocess+` on this connection (thread ids are `pP.T`).
     multiprocess: bool,
+    /// The library list the current gdb last saw (at connection or at a stop report):
+    /// a different list at the next stop is announced with a `library` stop first.
+    listed: Option<alloc::string::String>,
     /// The packet being fed to gdbstub (reused: no allocation per packet).
     scratch: Vec<u8>,
     /// gdbstub's packet buffer, lent to one session at a time (freed in `drop`).
@@ -192,6 +195,7 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             current: None,
             multiprocess: false,
             scratch: Vec::with_capacity(256),
+            listed: None,
             packet_buf: alloc::boxed::Box::into_raw(
                 vec![b'#'; config.packet_size].into_boxed_slice(),
             ),
@@ -221,6 +225,13 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
         let reason = self.stop_reason(cause);
         self.current = Some(reason);
         let mut pending = Some(reason);
+        // Modules came or went since gdb read the list: a `library` stop first (gdb
+        // re-reads the list and resumes), then the real stop.
+        let mut deferred = None;
+        let running = matches!(self.session, Some(GdbStubStateMachine::Running(_)));
+        if running && self.listed.as_deref() != Some(self.target.libraries_xml()) {
+            deferred = pending.replace(SingleThreadStopReason::Library(()));
+        }
         loop {
             let sm = match self.session.take() {
                 Some(sm) => sm,
@@ -235,7 +246,17 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             };
             let next = match sm {
                 GdbStubStateMachine::Running(r) => match pending.take() {
-                    Some(reason) => r.report_stop(&mut self.target, reason),
+                    Some(reason) => {
+                        self.listed = Some(self.target.libraries_xml().into());
+                        r.report_stop(&mut self.target, reason)
+                    }
+                    // gdb resumed after the `library` stop: now the real one.
+                    None if deferred.is_some() => {
+                        pending = deferred.take();
+                        self.target.resume = None;
+                        self.target.machine.set_single_step(false);
+                        Ok(GdbStubStateMachine::Running(r))
+                    }
                     None => {
                         self.session = Some(GdbStubStateMachine::Running(r));
                         return match self.target.resume.take() {
@@ -337,6 +358,8 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             .build()
             .map_err(|_| ())?;
         let mut sm = gdb.run_state_machine(&mut self.target).map_err(|_| ())?;
+        // A new gdb reads the list itself.
+        self.listed = Some(self.target.libraries_xml().into());
         if self.no_ack_active {
             // gdb is in no-ack mode: put the new session there too, silently.
             self.link.lock().mute = true;

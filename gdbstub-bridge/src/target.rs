@@ -85,6 +85,11 @@ impl<M: Machine> BridgeTarget<M> {
         self.libs_xml = libraries::library_list_xml(&self.libs);
     }
 
+    /// The library list as it is now (after [`BridgeTarget::refresh_libraries`]).
+    pub fn libraries_xml(&self) -> &str {
+        &self.libs_xml
+    }
+
     /// Forgets what a session left: breakpoints restored, files closed, no step.
     pub fn end_session(&mut self) {
         self.breakpoints.remove_all(&mut self.machine);
