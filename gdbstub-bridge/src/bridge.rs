@@ -219,6 +219,11 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
 
     /// Serves gdb while the target is stopped by `cause`; returns how it continues.
     pub fn stop(&mut self, cause: StopCause) -> Resume {
+        if cause == StopCause::Trap && self.trap_was_withdrawn() {
+            // The int3 this thread hit was gdb's and is gone (removed while another
+            // thread was stopped): run the restored instruction as if never trapped.
+            return Resume::Continue;
+        }
         self.target.machine.set_single_step(false);
         self.target.resume = None;
         self.target.refresh_libraries();
@@ -312,6 +317,22 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
             self.link.lock().transport.drain();
         }
         self.end_connection();
+    }
+
+    /// Whether the `int3` before the PC is no longer there (and not ours): then the PC
+    /// is moved back onto the restored instruction.
+    fn trap_was_withdrawn(&mut self) -> bool {
+        let mut regs = self.target.machine.registers();
+        let at = regs.rip.wrapping_sub(1);
+        let mut byte = [0u8];
+        let gone = !self.target.breakpoints.contains(at)
+            && self.target.machine.read_memory(at, &mut byte).is_ok()
+            && byte[0] != crate::breakpoints::INT3;
+        if gone {
+            regs.rip = at;
+            self.target.machine.set_registers(&regs);
+        }
+        gone
     }
 
     fn stop_reason(&mut self, cause: StopCause) -> SingleThreadStopReason<u64> {

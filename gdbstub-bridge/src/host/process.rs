@@ -15,6 +15,7 @@
 
 use std::borrow::ToOwned;
 use std::boxed::Box;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -314,8 +315,15 @@ static BRIDGE: Mutex<Option<HostBridge>> = Mutex::new(None);
 /// A signal number the next `int3` of [`stop_with_signal`] reports (0: none).
 static PENDING_SIGNAL: AtomicU8 = AtomicU8::new(0);
 
-/// Set while a thread is inside the stub: a panic there must not stop again.
-static IN_STUB: AtomicBool = AtomicBool::new(false);
+std::thread_local! {
+    /// Set while this thread is inside the stub: a panic, fault or int3 there must not
+    /// enter it again (its lock is held by this very thread).
+    static IN_STUB_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn in_stub_here() -> bool {
+    IN_STUB_HERE.with(Cell::get)
+}
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -393,7 +401,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         .pin()
         .find_module(pc)
         .is_some_and(|m| m.kind() == clew_unwinder::ModuleKind::Jit);
-    if in_jit && !IN_STUB.load(Ordering::SeqCst) {
+    if in_jit && !in_stub_here() {
         enter(uc, StopCause::Signal(gdb_signal(sig)));
     }
     // Hand the fault on, as if this handler had never been there.
@@ -429,7 +437,7 @@ pub fn installed() -> bool {
 
 /// The process is exiting with `code`: a gdb waiting for the next stop hears so.
 pub fn exited(code: i32) {
-    if IN_STUB.load(Ordering::SeqCst) {
+    if in_stub_here() {
         return;
     }
     if let Ok(mut b) = BRIDGE.lock()
@@ -451,7 +459,7 @@ pub fn breakpoint() {
 /// Stops here for gdb reporting `signal` (e.g. 6, SIGABRT, from a panic hook).
 #[inline(never)]
 pub fn stop_with_signal(signal: u8) {
-    if IN_STUB.load(Ordering::SeqCst) || !installed() {
+    if in_stub_here() || !installed() {
         return;
     }
     PENDING_SIGNAL.store(signal, Ordering::SeqCst);
@@ -472,19 +480,22 @@ extern "C" fn on_sigtrap(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mu
 
 /// Serves gdb for a stop of this thread with context `uc`.
 fn enter(uc: *mut libc::ucontext_t, cause: StopCause) {
-    let Ok(mut guard) = BRIDGE.try_lock() else {
+    if in_stub_here() {
         // A stop inside the stub itself (a breakpoint in code it runs): go on.
         return;
-    };
+    }
+    // Another thread stopped in the stub holds the lock: this one waits for it to
+    // resume, then is served in turn.
+    let mut guard = BRIDGE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(bridge) = guard.as_mut() else {
         return;
     };
     bridge.machine_mut().uc = uc;
-    IN_STUB.store(true, Ordering::SeqCst);
+    IN_STUB_HERE.with(|c| c.set(true));
     // A bug in the stub must not take the program down with it: resume instead.
     let resume = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bridge.stop(cause)))
         .unwrap_or(Resume::Continue);
-    IN_STUB.store(false, Ordering::SeqCst);
+    IN_STUB_HERE.with(|c| c.set(false));
     bridge.machine_mut().uc = std::ptr::null_mut();
     drop(guard);
     if resume == Resume::Kill {
