@@ -9,7 +9,8 @@
 //! mappings, JIT code included) is written through `/proc/self/mem`, which the kernel
 //! lets write private read-only pages (copy-on-write), as a debugger's poke does.
 //!
-//! Threads: only the stopped thread is under gdb; others run on. The handler allocates
+//! Threads: only the stopped thread is under gdb; others run on, and one that stops
+//! meanwhile waits for the stub, then is served in turn. The handler allocates
 //! and takes locks: sound for stops in code that holds none (JIT code, `clew.breakpoint`,
 //! the panic hook), not for breakpoints inside the allocator.
 
