@@ -25,9 +25,10 @@ pub struct Library {
     pub image: Option<Vec<u8>>,
 }
 
-/// A library path: the module id and its name with anything but `[A-Za-z0-9._-]`
-/// replaced, so gdb's XML and file name handling see plain text.
-fn path_of(id: usize, name: &str) -> String {
+/// A library path: the registry's module id (stable while the module is registered, so
+/// gdb keeps what it loaded) and its name with anything but `[A-Za-z0-9._-]` replaced,
+/// so gdb's XML and file name handling see plain text.
+fn path_of(id: u64, name: &str) -> String {
     let clean: String = name
         .chars()
         .map(|c| {
@@ -54,9 +55,7 @@ pub fn collect(registry: &Registry, machine: &dyn Machine) -> Vec<Library> {
             image: None,
         })
         .collect();
-    let mut n = 0usize;
     registry.try_for_each_module(|m| {
-        n += 1;
         if m.kind() != ModuleKind::Jit {
             return;
         }
@@ -85,7 +84,7 @@ pub fn collect(registry: &Registry, machine: &dyn Machine) -> Vec<Library> {
         };
         if let Ok(bytes) = image.build() {
             libs.push(Library {
-                path: path_of(n, m.name()),
+                path: path_of(m.id().0, m.name()),
                 segment: image.first_load_address(),
                 image: Some(bytes),
             });
