@@ -29,7 +29,7 @@ pub fn parse_listen(spec: &str) -> Result<GdbListen> {
         s if s.starts_with("tcp:") => {
             let rest = &s[4..];
             if rest.is_empty() {
-                bail!("--gdb {s}: expected tcp:HOST:PORT or tcp:PORT");
+                bail!("`{s}`: expected tcp:HOST:PORT or tcp:PORT");
             }
             if rest.parse::<u16>().is_ok() {
                 Ok(GdbListen::Tcp(format!("127.0.0.1:{rest}")))
@@ -39,10 +39,10 @@ pub fn parse_listen(spec: &str) -> Result<GdbListen> {
             {
                 Ok(GdbListen::Tcp(rest.to_owned()))
             } else {
-                bail!("--gdb {s}: expected tcp:HOST:PORT or tcp:PORT")
+                bail!("`{s}`: expected tcp:HOST:PORT or tcp:PORT")
             }
         }
-        s => bail!("--gdb {s}: expected tcp:HOST:PORT, tcp:PORT or pty"),
+        s => bail!("`{s}`: expected tcp:HOST:PORT, tcp:PORT or pty"),
     }
 }
 

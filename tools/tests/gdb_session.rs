@@ -228,3 +228,30 @@ fn a_panic_stops_at_the_panic_point() {
         "{stdout}"
     );
 }
+
+#[test]
+fn bad_gdb_specs_are_one_line_errors() {
+    let module = wat_file(
+        "plain.wat",
+        "(module (func (export \"main\") (result i32) (i32.const 42)))",
+    );
+    for spec in ["serial", "tcp:", "tcp:nohost"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clew"))
+            .args(["run", "--gdb", spec])
+            .arg(&module)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{spec}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("clew run: --gdb: `"), "{err}");
+    }
+    // No stop: the program runs to its end without waiting for gdb.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clew"))
+        .args(["run", "--gdb", "tcp:127.0.0.1:0"])
+        .arg(&module)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}
