@@ -48,7 +48,7 @@ fn a_module_registered_while_attached_reaches_gdb() {
 
     let gdb = std::thread::spawn(move || {
         let out = Command::new("gdb")
-            .args(["-q", "-nx", "-batch"])
+            .args(["-q", "-nx", "-batch", "-ex", "set remotetimeout 60"])
             .args(["-ex", &format!("target remote {addr}")])
             .args(["-ex", "echo <BEFORE>\\n", "-ex", "info sharedlibrary"])
             .args(["-ex", "continue"])

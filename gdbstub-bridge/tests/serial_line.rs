@@ -66,7 +66,7 @@ fn gdb_over_a_uart_after_line_noise() {
 
     let gdb = std::thread::spawn(move || {
         let out = Command::new("gdb")
-            .args(["-q", "-nx", "-batch"])
+            .args(["-q", "-nx", "-batch", "-ex", "set remotetimeout 60"])
             .args(["-ex", &format!("target remote {path}")])
             .args(["-ex", "bt 4", "-ex", "p/x $pc", "-ex", "detach"])
             .stdin(Stdio::null())

@@ -112,6 +112,8 @@ pub fn gdb(addr: &str, commands: &[&str]) -> String {
     cmd.args(["-q", "-nx", "-batch"])
         .args(["-ex", "set width 0", "-ex", "set height 0"])
         .args(["-ex", "set confirm off"])
+        // A loaded CI machine may take seconds to symbolize for `monitor bt`.
+        .args(["-ex", "set remotetimeout 60"])
         .args(["-ex", &format!("target remote {addr}")]);
     for c in commands {
         cmd.args(["-ex", c]);
