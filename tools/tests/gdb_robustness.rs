@@ -130,6 +130,31 @@ fn protocol_errors_and_a_vanished_client_leave_the_stub_serving() {
     // Another raw client, gone without a word.
     drop(Client::connect(&target.addr));
 
+    // A real gdb killed (SIGKILL) while attached (waiting inside gdb itself, so no
+    // child of it outlives the kill).
+    let log = module.with_file_name("killed-gdb.log");
+    let mut victim = std::process::Command::new("gdb")
+        .args(["-q", "-nx", "-batch", "-ex", "set remotetimeout 60"])
+        .args(["-ex", &format!("target remote {}", target.addr)])
+        .args(["-ex", "echo ATTACHED\\n"])
+        .args(["-ex", "python import time; time.sleep(120)"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("ATTACHED")
+    {
+        assert!(std::time::Instant::now() < deadline, "gdb never attached");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(target.alive(), "the target died with its gdb");
+
     // The next gdb gets the same stop, names the JIT frames, and runs to the end.
     let out = gdb(&target.addr, &["bt", "continue"]);
     let names: Vec<String> = jit_frames(&parse_gdb_bt(&out))
