@@ -11,5 +11,6 @@ pub mod qemu;
 pub mod report;
 pub mod run;
 pub mod run_dump;
+pub mod run_gdb;
 pub mod symbolize;
 pub mod wasm_dwarf;

@@ -30,6 +30,8 @@ enum Command {
     /// Decode a post-mortem dump (`clew run --dump`): cause, backtrace re-unwound on
     /// this host, modules, last events.
     Decode(clew::decode::DecodeArgs),
+    /// Start the system gdb attached to a `clew run --gdb` stub (ADDR: HOST:PORT or a pty).
+    Gdb(clew::run_gdb::GdbArgs),
 }
 
 fn main() {
@@ -51,6 +53,7 @@ fn dispatch() -> Result<()> {
         Command::Demo => clew::demo::run(),
         Command::Run(args) => {
             let status = clew::run::run(&args, &mut std::io::stdout());
+            clew::run_gdb::finish(status);
             std::process::exit(status)
         }
         Command::EhFrame(args) => {
@@ -64,5 +67,6 @@ fn dispatch() -> Result<()> {
         Command::Symbolize(args) => {
             clew::symbolize::run(&args, &mut clew::symbolize::stdin(), &mut std::io::stdout())
         }
+        Command::Gdb(args) => clew::run_gdb::exec_gdb(&args),
     }
 }

@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// On a trap or a host panic, write a post-mortem dump here (`clew decode FILE`).
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
+    /// Serve gdb at the first stop (clew.breakpoint, a panic, a trap): `tcp:HOST:PORT`,
+    /// `tcp:PORT` (loopback) or `pty` (prints the /dev/pts path).
+    #[arg(long, value_name = "tcp:HOST:PORT|pty")]
+    pub gdb: Option<String>,
 }
 
 /// The embedded demo: nested wasm calls into the host, a backtrace through them, then a
@@ -163,6 +167,9 @@ fn run_inner(args: &RunArgs, format: Format, out: &mut dyn std::io::Write) -> Re
     };
     let registration = register(&module).map_err(|e| bad(format!("{e:#}")))?;
     let reporter = Reporter::new(format).with_dwarf(registration.text().start, dwarf);
+    if let Some(spec) = &args.gdb {
+        crate::run_gdb::setup(spec).map_err(|e| bad(format!("--gdb: {e:#}")))?;
+    }
     let symbolizer = clew_symbolizer::host::current_process();
     let mut store = Store::new(
         &engine,
@@ -311,7 +318,10 @@ fn define_host_functions(linker: &mut Linker<State>, reporter: &Reporter) -> Res
     let r = reporter.clone();
     linker
         .func_wrap("clew", "breakpoint", move |_caller: Caller<'_, State>| {
-            // No debugger attached (`--gdb` comes with the gdb bridge): print and go on.
+            if crate::run_gdb::active() {
+                return crate::run_gdb::breakpoint();
+            }
+            // No debugger attached (no `--gdb`): print and go on.
             let sym = clew_symbolizer::host::current_process();
             let frames = r.frames(&capture(), &sym);
             r.breakpoint(&frames, &mut std::io::stdout().lock());
@@ -331,6 +341,7 @@ fn capture() -> Vec<usize> {
 
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|_| {
+        crate::run_gdb::on_panic();
         let pcs = capture();
         PANIC_PCS.with(|p| *p.borrow_mut() = Some(pcs));
     }));

@@ -1,0 +1,86 @@
+//! gdb over TCP (`target remote HOST:PORT`): one connection at a time; when it closes
+//! the next one is accepted.
+
+use std::boxed::Box;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+
+use crate::transport::{Closed, Transport};
+
+pub struct TcpTransport {
+    listener: TcpListener,
+    stream: Option<TcpStream>,
+}
+
+impl TcpTransport {
+    /// Listens on `addr` (gdb connects when the target first stops).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        Ok(TcpTransport {
+            listener: TcpListener::bind(addr)?,
+            stream: None,
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl Transport for TcpTransport {
+    fn connect(&mut self) -> Result<(), Closed> {
+        loop {
+            match self.listener.accept() {
+                Ok((s, _)) => {
+                    // Each response is one write: don't let Nagle hold it back.
+                    let _ = s.set_nodelay(true);
+                    self.stream = Some(s);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(_) => return Err(Closed),
+            }
+        }
+    }
+
+    fn disconnect(&mut self) {
+        if let Some(s) = self.stream.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
+        let s = self.stream.as_mut().ok_or(Closed)?;
+        loop {
+            match s.read(buf) {
+                Ok(0) => return Err(Closed),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Closed),
+            }
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Closed> {
+        let s = self.stream.as_mut().ok_or(Closed)?;
+        s.write_all(bytes).map_err(|_| Closed)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn connect(&mut self) -> Result<(), Closed> {
+        (**self).connect()
+    }
+    fn disconnect(&mut self) {
+        (**self).disconnect()
+    }
+    fn drain(&mut self) {
+        (**self).drain()
+    }
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
+        (**self).read(buf)
+    }
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Closed> {
+        (**self).write_all(bytes)
+    }
+}
