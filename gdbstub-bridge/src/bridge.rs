@@ -207,6 +207,40 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
         &mut self.target.machine
     }
 
+    /// While the target runs: takes in what gdb sent without waiting, and says whether
+    /// it asked to interrupt (`^C`). The embedder then stops the target (the host
+    /// signals the thread), and [`Bridge::stop`] reports the stop. Other bytes are
+    /// kept for the stop. Never blocks.
+    pub fn poll_interrupt(&mut self) -> bool {
+        if !matches!(self.session, Some(GdbStubStateMachine::Running(_))) {
+            return false;
+        }
+        if self.rx_pos == self.rx_len {
+            self.rx_pos = 0;
+            self.rx_len = 0;
+        }
+        let end = self.rx_len;
+        if end == self.rx.len() {
+            return false;
+        }
+        let r = self.link.lock().transport.try_read(&mut self.rx[end..]);
+        match r {
+            Ok(n) => self.rx_len += n,
+            Err(Closed) => return false,
+        }
+        // A `^C` between packets: drop it here (the stop it asks for is the answer).
+        let pending = &self.rx[self.rx_pos..self.rx_len];
+        match pending.iter().position(|&b| b == 0x03) {
+            Some(i) => {
+                let at = self.rx_pos + i;
+                self.rx.copy_within(at + 1..self.rx_len, at);
+                self.rx_len -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether gdb has a breakpoint at `addr`.
     pub fn has_breakpoint(&self, addr: u64) -> bool {
         self.target.breakpoints.contains(addr)
@@ -506,6 +540,19 @@ impl<M: Machine, T: Transport> Bridge<M, T> {
                     }
                     if no_ack {
                         self.no_ack_active = true;
+                    }
+                    // gdbstub writes its `+` for a packet and flushes only with the
+                    // response: a resume has none, and gdb would wait for the ack.
+                    let flushed = match &mut sm {
+                        GdbStubStateMachine::Idle(x) => x.borrow_conn().flush(),
+                        GdbStubStateMachine::Running(x) => x.borrow_conn().flush(),
+                        GdbStubStateMachine::CtrlCInterrupt(x) => x.borrow_conn().flush(),
+                        GdbStubStateMachine::Disconnected(x) => x.borrow_conn().flush(),
+                    };
+                    if flushed.is_err() {
+                        drop(sm);
+                        self.end_connection();
+                        return None;
                     }
                     return Some(Ok(sm));
                 }

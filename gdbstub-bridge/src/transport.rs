@@ -21,6 +21,13 @@ pub trait Transport {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed>;
     /// Writes all of `bytes`.
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), Closed>;
+    /// Reads what has already arrived, without waiting (`Ok(0)`: nothing). Lets the
+    /// stub see gdb's `^C` while the target runs; transports that cannot return
+    /// `Ok(0)` (no interrupts).
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
+        let _ = buf;
+        Ok(0)
+    }
 }
 
 /// A UART: blocking byte reads and writes.

@@ -255,3 +255,43 @@ fn bad_gdb_specs_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
 }
+
+/// gdb's Ctrl-C while the program spins in JIT code: gdb gets SIGINT (it interrupts
+/// itself after a second, as a user's ^C does), `bt` names the loop, `kill` ends it.
+fn interrupt(spec: &str) {
+    let module = wat_file(
+        &format!("spin-{}.wat", spec.split(':').next().unwrap()),
+        r#"(module $spinner
+  (import "clew" "breakpoint" (func $breakpoint))
+  (func $main (export "main") (call $breakpoint) (call $spin))
+  (func $spin (loop $l (br $l))))"#,
+    );
+    let target = Target::start(spec, &module);
+    let out = gdb(
+        &target.addr,
+        &[
+            "python import threading, os, signal; threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()",
+            "continue",
+            "bt 2",
+            "kill",
+        ],
+    );
+    assert!(out.contains("Program received signal SIGINT"), "{out}");
+    assert_eq!(
+        wasm_names(&out, &["spin", "main"]),
+        ["spin", "main"],
+        "{out}"
+    );
+    let (status, _, _) = target.finish();
+    assert_eq!(status, Some(137), "killed by gdb");
+}
+
+#[test]
+fn interrupt_over_tcp() {
+    interrupt("tcp:127.0.0.1:0");
+}
+
+#[test]
+fn interrupt_over_pty() {
+    interrupt("pty");
+}

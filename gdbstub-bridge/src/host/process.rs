@@ -22,7 +22,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::string::String;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::vec::Vec;
 
 use gdbstub_arch::x86::reg::F80;
@@ -344,7 +344,34 @@ pub fn install(transport: Box<dyn Transport + Send>, config: Config) -> std::io:
         }
     }
     INSTALLED.store(true, Ordering::SeqCst);
+    // gdb's ^C while the program runs: a thread that looks for it (the stub reads only
+    // at stops) and signals the thread gdb last saw stopped.
+    std::thread::Builder::new()
+        .name("clew-gdb-interrupt".into())
+        .spawn(watch_interrupts)?;
     Ok(())
+}
+
+/// The thread that last stopped in the stub (`pthread_t`; 0: none yet).
+static STOPPED_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+fn watch_interrupts() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let Ok(mut guard) = BRIDGE.try_lock() else {
+            // A thread is stopped in the stub (it reads gdb itself).
+            continue;
+        };
+        let interrupt = guard.as_mut().is_some_and(|b| b.poll_interrupt());
+        drop(guard);
+        let thread = STOPPED_THREAD.load(Ordering::SeqCst);
+        if interrupt && thread != 0 {
+            PENDING_SIGNAL.store(2, Ordering::SeqCst); // SIGINT, as gdb expects for ^C
+            // SAFETY: signals a thread of this process that entered the stub before;
+            // the SIGTRAP handler serves the stop at whatever it was running.
+            unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGTRAP) };
+        }
+    }
 }
 
 /// Faults that stop in JIT code before the runtime sees them.
@@ -492,6 +519,8 @@ fn enter(uc: *mut libc::ucontext_t, cause: StopCause) {
         return;
     };
     bridge.machine_mut().uc = uc;
+    // SAFETY: pthread_self has no preconditions.
+    STOPPED_THREAD.store(unsafe { libc::pthread_self() } as usize, Ordering::SeqCst);
     IN_STUB_HERE.with(|c| c.set(true));
     // A bug in the stub must not take the program down with it: resume instead.
     let resume = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bridge.stop(cause)))

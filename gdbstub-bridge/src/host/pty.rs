@@ -112,4 +112,17 @@ impl Transport for PtyTransport {
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), Closed> {
         self.master.write_all(bytes).map_err(|_| Closed)
     }
+
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
+        let mut p = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no waiting.
+        if unsafe { libc::poll(&mut p, 1, 0) } != 1 {
+            return Ok(0);
+        }
+        self.read(buf)
+    }
 }

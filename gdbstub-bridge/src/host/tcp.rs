@@ -65,6 +65,20 @@ impl Transport for TcpTransport {
         let s = self.stream.as_mut().ok_or(Closed)?;
         s.write_all(bytes).map_err(|_| Closed)
     }
+
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
+        let s = self.stream.as_mut().ok_or(Closed)?;
+        s.set_nonblocking(true).map_err(|_| Closed)?;
+        let r = s.read(buf);
+        let _ = s.set_nonblocking(false);
+        match r {
+            Ok(0) => Err(Closed),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(_) => Err(Closed),
+        }
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -79,6 +93,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
         (**self).read(buf)
+    }
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
+        (**self).try_read(buf)
     }
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), Closed> {
         (**self).write_all(bytes)
