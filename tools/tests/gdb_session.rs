@@ -7,6 +7,17 @@ mod gdb_common;
 
 use gdb_common::*;
 
+/// gdb commands (Python) that set `$jit_b` and `$jit_c` to the addresses of the JIT
+/// functions `b` and `c`, looked up as ELF function symbols of the served image: a DWARF
+/// symbol of the same name elsewhere (glibc's debug info, when installed, has constants
+/// `b` and `c`) would win a plain `x/2i c` or `break b`.
+const JIT_FN_ADDRESSES: &str = "python import re\n\
+             def jit_fn(name):\n\
+             \x20   o = gdb.execute('info functions ^' + name + '$', to_string=True)\n\
+             \x20   return int(re.search(r'^(0x[0-9a-f]+)\\s+' + name + '$', o, re.M).group(1), 16)\n\
+             gdb.set_convenience_variable('jit_b', jit_fn('b'))\n\
+             gdb.set_convenience_variable('jit_c', jit_fn('c'))";
+
 fn full_session(spec: &str) {
     let module = wat_file("nested.wat", NESTED);
     let dump_path = module.with_file_name(format!("stop-{}.dump", spec.split(':').next().unwrap()));
@@ -26,13 +37,13 @@ fn full_session(spec: &str) {
             "echo </PC>\\n<XSTACK>\\n",
             "x/2gx $sp",
             "echo </XSTACK>\\n<XCODE>\\n",
-            // Frame 0 is Rust: evaluate JIT symbol names as C.
             "set language c",
-            "x/2i c",
+            JIT_FN_ADDRESSES,
+            "x/2i $jit_c",
             "echo </XCODE>\\n<XBAD>\\n",
             "x/xg 0",
             "echo </XBAD>\\n<BREAK>\\n",
-            "break b",
+            "break *$jit_b",
             "continue",
             "echo </BREAK>\\n<STEP>\\n",
             "p/x $pc",
@@ -155,7 +166,17 @@ fn detach_lets_the_program_finish() {
     let module = wat_file("detach.wat", NESTED);
     let target = Target::start("tcp:127.0.0.1:0", &module);
     // A breakpoint set but never hit, and a step: detach must leave neither behind.
-    let out = gdb(&target.addr, &["break b", "stepi", "detach"]);
+    let out = gdb(
+        &target.addr,
+        &[
+            "set language c",
+            JIT_FN_ADDRESSES,
+            "break *$jit_b",
+            "stepi",
+            "detach",
+        ],
+    );
+    assert!(out.contains("Breakpoint 1 at"), "{out}");
     assert!(out.contains("detached"), "{out}");
     let (status, stdout, stderr) = target.finish();
     assert_eq!(
