@@ -1001,14 +1001,65 @@ fn task_out(dump: &Dump, t: &TaskState, host: &Host) -> TaskOut {
         .map(|(&name, value)| RegisterOut { name, value })
         .collect();
     let mem = DumpMemory(&t.stack);
-    let unwinder = Unwinder::<X86_64>::new(&host.registry).with_max_depth(MAX_DEPTH);
-    let mut pcs = Vec::new();
+    let live = &t.backtrace;
+    // CFI only first. A target that walks frames without CFI through the frame pointer
+    // (a no_std kernel's precompiled libcore: `set_frame_pointer_fallback`) has live PCs
+    // past such frames; then the frame-pointer rule is what reproduces its walk.
+    let mut walk = reunwind(host, dump, &regs, exact_pc, &mem, false);
+    let mut fallback = false;
+    if compare(&walk.pcs, live).0 != Agreement::Same {
+        let with_fp = reunwind(host, dump, &regs, exact_pc, &mem, true);
+        if compare(&with_fp.pcs, live).0 == Agreement::Same {
+            walk = with_fp;
+            fallback = true;
+        }
+    }
+    out.backtrace = walk.frames;
+    out.unwind_end = walk.end;
+    let (agreement_kind, mut agreement) = compare(&walk.pcs, live);
+    if fallback {
+        agreement.push_str(
+            "; frames without CFI were stepped through the frame pointer, as the target's walker did",
+        );
+    }
+    let agrees = agreement_kind == Agreement::Same;
+    out.agrees = agrees;
+    out.agreement = agreement;
+    out
+}
+
+/// One re-unwind on the host: frames, their PCs, and why the walk ended.
+struct Walk {
+    frames: Vec<FrameOut>,
+    pcs: Vec<u64>,
+    end: String,
+}
+
+fn reunwind(
+    host: &Host,
+    dump: &Dump,
+    regs: &Regs,
+    exact_pc: bool,
+    mem: &DumpMemory<'_>,
+    frame_pointer_fallback: bool,
+) -> Walk {
+    let unwinder = Unwinder::<X86_64>::new(&host.registry)
+        .with_max_depth(MAX_DEPTH)
+        .with_frame_pointer_fallback(frame_pointer_fallback);
+    let mut walk = Walk {
+        frames: Vec::new(),
+        pcs: Vec::new(),
+        end: String::new(),
+    };
     let mut end = None;
-    for (i, f) in unwinder.frames(regs, exact_pc, &mem, None).enumerate() {
+    for (i, f) in unwinder
+        .frames(regs.clone(), exact_pc, mem, None)
+        .enumerate()
+    {
         match f {
             Ok(f) => {
-                pcs.push(f.pc);
-                out.backtrace.push(host.frame(dump, i, f.pc, f.lookup_pc()));
+                walk.pcs.push(f.pc);
+                walk.frames.push(host.frame(dump, i, f.pc, f.lookup_pc()));
                 if f.kind == clew_unwinder::FrameKind::Unknown {
                     end = Some(format!(
                         "walk ended at {:#x}: no CFI covers it (its module's file was not found, or it is not code)",
@@ -1028,36 +1079,60 @@ fn task_out(dump: &Dump, t: &TaskState, host: &Host) -> TaskOut {
             }
         }
     }
-    out.unwind_end = end.unwrap_or_else(|| "walk ended at the outermost frame".into());
-    let live = &t.backtrace;
-    let (agrees, agreement) = if live.is_empty() {
-        (
-            false,
+    walk.end = end.unwrap_or_else(|| "walk ended at the outermost frame".into());
+    walk
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Agreement {
+    Same,
+    Differs,
+}
+
+/// Compares the host's re-unwound PCs with the target's live ones. The live walk may
+/// have started a few frames deeper than the dumped registers (a dump writer that walks
+/// from inside its capture helper): then the re-unwind's frame 0 is a different PC of
+/// the live frame `k` (k ≤ 3), and everything from its caller on must be equal.
+fn compare(pcs: &[u64], live: &[u64]) -> (Agreement, String) {
+    if live.is_empty() {
+        return (
+            Agreement::Differs,
             "no live backtrace in the dump to compare with".to_owned(),
-        )
-    } else if pcs == *live {
-        (
-            true,
+        );
+    }
+    if pcs == live {
+        return (
+            Agreement::Same,
             format!("the re-unwind agrees ({} frames, same PCs)", pcs.len()),
-        )
-    } else {
-        let same = pcs.iter().zip(live).take_while(|(a, b)| a == b).count();
-        (
-            false,
-            format!(
-                "the re-unwind DIFFERS: {same} leading PCs agree; {} re-unwound vs {} live frames{}",
-                pcs.len(),
-                live.len(),
-                match (pcs.get(same), live.get(same)) {
-                    (Some(a), Some(b)) => format!("; #{same}: {a:#x} vs {b:#x}"),
-                    _ => String::new(),
-                }
-            ),
-        )
-    };
-    out.agrees = agrees;
-    out.agreement = agreement;
-    out
+        );
+    }
+    if pcs.len() > 1 {
+        for k in 1..=3.min(live.len().saturating_sub(1)) {
+            if pcs[1..] == live[k + 1..] {
+                return (
+                    Agreement::Same,
+                    format!(
+                        "the re-unwind agrees ({} frames, same PCs from the registers' caller on; \
+                         the live walk started {k} frame(s) deeper, in the dump writer's capture)",
+                        pcs.len()
+                    ),
+                );
+            }
+        }
+    }
+    let same = pcs.iter().zip(live).take_while(|(a, b)| a == b).count();
+    (
+        Agreement::Differs,
+        format!(
+            "the re-unwind DIFFERS: {same} leading PCs agree; {} re-unwound vs {} live frames{}",
+            pcs.len(),
+            live.len(),
+            match (pcs.get(same), live.get(same)) {
+                (Some(a), Some(b)) => format!("; #{same}: {a:#x} vs {b:#x}"),
+                _ => String::new(),
+            }
+        ),
+    )
 }
 
 // ---- events ---------------------------------------------------------------------------

@@ -170,6 +170,17 @@ pub fn run(args: &QemuArgs, out: &mut dyn Write) -> i32 {
     {
         let _ = writeln!(out, "clew qemu: the dump: {e:#}");
     }
+    if let Some(path) = &args.dump
+        && !dumped.is_empty()
+    {
+        // The dump names the kernel by its ELF name only: point `clew decode` at it.
+        let _ = writeln!(
+            out,
+            "clew qemu: dump saved; re-unwind it on this host with: clew decode {} --search {}",
+            path.display(),
+            kernel.parent().unwrap_or(Path::new(".")).display()
+        );
+    }
     match status {
         Ok(Boot {
             status: 0,

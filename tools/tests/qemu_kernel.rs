@@ -211,6 +211,45 @@ fn wasm_in_the_kernel_backtraces_panics_traps_and_dumps() {
         printed, dumped,
         "the dump holds the frames the kernel printed"
     );
+    // `clew decode` re-unwinds the saved dump on the host (the kernel's CFI from its ELF,
+    // the JIT modules' from the dump) into the frames the kernel walked.
+    let hint = out
+        .lines()
+        .find_map(|l| l.split_once("re-unwind it on this host with: clew decode "))
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_else(|| panic!("no decode hint:\n{out}"));
+    let search = hint.split_once(" --search ").unwrap().1;
+    let o = clew(&[
+        "decode",
+        "--json",
+        dump.to_str().unwrap(),
+        "--search",
+        search,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("clew decode --json ({e}):\n{}", stdout(&o)));
+    let task = &v["task"];
+    assert_eq!(task["agrees"], true, "{}", task["agreement"]);
+    let names: Vec<String> = task["backtrace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["functions"].as_array().unwrap().iter())
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    in_order(
+        &names.join("\n"),
+        &[
+            "core::panicking::panic_fmt",
+            "wasm_to_array_trampoline",
+            "explode_inner",
+            "explode_middle",
+            "explode",
+            "array_to_wasm_trampoline[",
+            "clew_kernel::wasm::run",
+            "clew_kernel::main",
+        ],
+    );
     // --dump saved the raw COM2 stream, which decodes cleanly.
     let bytes = std::fs::read(&dump).unwrap();
     let _ = std::fs::remove_file(&dump);
