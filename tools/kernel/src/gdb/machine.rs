@@ -54,13 +54,15 @@ impl KernelMachine {
 impl Machine for KernelMachine {
     fn registers(&self) -> Registers {
         let f = self.frame();
-        let mut r = Registers::default();
-        r.regs = [
-            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
-            f.r12, f.r13, f.r14, f.r15,
-        ];
-        r.rip = f.rip;
-        r.eflags = f.rflags as u32;
+        let mut r = Registers {
+            regs: [
+                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
+                f.r12, f.r13, f.r14, f.r15,
+            ],
+            rip: f.rip,
+            eflags: f.rflags as u32,
+            ..Registers::default()
+        };
         r.segments.cs = f.cs as u32;
         r.segments.ss = f.ss as u32;
         r.segments.ds = 0x10;
