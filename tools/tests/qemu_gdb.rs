@@ -43,7 +43,7 @@ const LEAF_ADDRESS: &str = "python import re\n\
      o = gdb.execute('info functions ^kg_leaf$', to_string=True)\n\
      gdb.set_convenience_variable('kg_leaf', int(re.search(r'^(0x[0-9a-f]+)\\s+kg_leaf$', o, re.M).group(1), 16))";
 
-/// `clew qemu --gdb tcp:127.0.0.1:0` on [`MODULE`], and the address it printed.
+/// `clew qemu --gdb SPEC` on [`MODULE`], and the address it printed.
 struct Kernel {
     child: Child,
     addr: String,
@@ -51,10 +51,10 @@ struct Kernel {
 }
 
 impl Kernel {
-    fn start() -> Kernel {
+    fn start(spec: &str) -> Kernel {
         let module = wat_file("kgdb.wat", MODULE);
         let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
-            .args(["qemu", "--timeout", "240", "--gdb", "tcp:127.0.0.1:0"])
+            .args(["qemu", "--timeout", "240", "--gdb", spec])
             .arg(&module)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -114,7 +114,7 @@ fn names(bt: &[GdbFrame]) -> Vec<&str> {
 
 #[test]
 fn gdb_debugs_the_kernel_and_its_jit_code_over_the_serial_port() {
-    let kernel = Kernel::start();
+    let kernel = Kernel::start("tcp:127.0.0.1:0");
     let out = gdb(
         &kernel.addr,
         &[
@@ -248,7 +248,7 @@ fn gdb_debugs_the_kernel_and_its_jit_code_over_the_serial_port() {
 
 #[test]
 fn noise_on_the_line_and_a_killed_gdb_leave_the_kernel_waiting() {
-    let kernel = Kernel::start();
+    let kernel = Kernel::start("tcp:127.0.0.1:0");
     // Line noise: binary junk, a packet with a bad checksum, stray acks, a bare `$$`.
     {
         let mut noise = TcpStream::connect(&kernel.addr).unwrap();
@@ -295,4 +295,56 @@ fn noise_on_the_line_and_a_killed_gdb_leave_the_kernel_waiting() {
     assert!(out.contains("exited normally"), "{out}");
     let (status, console) = kernel.finish();
     assert_eq!(status, Some(0), "{console}");
+}
+
+#[test]
+fn cpu_exceptions_stop_in_gdb_over_a_pty() {
+    let kernel = Kernel::start("pty");
+    // At the boot stop, gdb patches the code at the PC into each faulting instruction.
+    let out = gdb(
+        &kernel.addr,
+        &[
+            "set language c",
+            "echo MARK-UD\\n",
+            "set *(unsigned short *)$pc = 0x0b0f",
+            "continue",
+            "x/i $pc",
+            "echo MARK-GP\\n",
+            // mov (%rax),%al with a non-canonical address.
+            "set *(unsigned short *)$pc = 0x008a",
+            "set $rax = 0x8000000000000000",
+            "continue",
+            "x/i $pc",
+            "echo MARK-PF\\n",
+            // Canonical, but beyond the boot page tables' 4 GiB.
+            "set $rax = 0x7000000000",
+            "continue",
+            "p/x $rax",
+            "echo MARK-DE\\n",
+            // div %ecx by zero.
+            "set $rax = 0",
+            "set $rdx = 0",
+            "set $rcx = 0",
+            "set *(unsigned short *)$pc = 0xf1f7",
+            "continue",
+            "x/i $pc",
+            "echo MARK-END\\n",
+            "kill",
+        ],
+    );
+    let ud = between(&out, "MARK-UD", "MARK-GP");
+    assert!(ud.contains("SIGILL") && ud.contains("ud2"), "{out}");
+    let gp = between(&out, "MARK-GP", "MARK-PF");
+    assert!(gp.contains("SIGSEGV") && gp.contains("mov"), "{out}");
+    let pf = between(&out, "MARK-PF", "MARK-DE");
+    assert!(
+        pf.contains("SIGSEGV") && pf.contains("0x7000000000"),
+        "{out}"
+    );
+    let de = between(&out, "MARK-DE", "MARK-END");
+    assert!(de.contains("SIGFPE") && de.contains("div"), "{out}");
+    // `kill` ends QEMU with the kernel's failure status.
+    let (status, console) = kernel.finish();
+    assert_eq!(status, Some(1), "{console}");
+    assert!(console.contains("clew-kernel: gdb: killed"), "{console}");
 }
