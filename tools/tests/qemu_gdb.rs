@@ -120,6 +120,14 @@ fn gdb_debugs_the_kernel_and_its_jit_code_over_the_serial_port() {
         &[
             "echo MARK-BOOT\\n",
             "bt",
+            // A breakpoint in kernel code (demo.rs:26: the `panic!` in level3, a line the
+            // DWARF line table has), hit before the native demo panics.
+            "set breakpoint pending off",
+            "break demo.rs:26",
+            "continue",
+            "echo MARK-KBREAK\\n",
+            "bt 3",
+            "delete",
             "continue",
             "echo MARK-PANIC\\n",
             "bt",
@@ -150,10 +158,18 @@ fn gdb_debugs_the_kernel_and_its_jit_code_over_the_serial_port() {
         ],
     );
     // At boot: stopped in the stub's own breakpoint, called from the kernel's main.
-    let boot = parse_gdb_bt(between(&out, "MARK-BOOT", "MARK-PANIC"));
+    let boot = parse_gdb_bt(between(&out, "MARK-BOOT", "Breakpoint 1 at"));
     assert!(
         names(&boot).starts_with(&["breakpoint", "init", "main"]),
         "{boot:?}\n{out}"
+    );
+    // gdb's breakpoint in the kernel's own code.
+    let kbreak = between(&out, "MARK-KBREAK", "MARK-PANIC");
+    assert!(out.contains("Breakpoint 1, "), "{out}");
+    assert_eq!(
+        names(&parse_gdb_bt(kbreak)),
+        ["level3", "level2", "level1"],
+        "{kbreak}"
     );
     // The native demo's panic: SIGABRT, the panicking frames under the handler.
     let panic = between(&out, "MARK-PANIC", "MARK-BP");
