@@ -143,6 +143,10 @@ fn gdb_debugs_the_kernel_and_its_jit_code_over_the_serial_port() {
             "x/3i $kg_leaf",
             "echo MARK-MONITOR\\n",
             "monitor bt",
+            "echo MARK-MODULES\\n",
+            "monitor modules",
+            "echo MARK-TRACE\\n",
+            "monitor trace",
             "echo MARK-BREAK\\n",
             "break *$kg_leaf",
             "continue",
@@ -229,7 +233,24 @@ fn gdb_debugs_the_kernel_and_its_jit_code_over_the_serial_port() {
         "{code}"
     );
     // `monitor bt` answered by the kernel from clew's registry.
-    let monitor = parse_monitor_bt(between(&out, "MARK-MONITOR", "MARK-BREAK"));
+    let monitor = parse_monitor_bt(between(&out, "MARK-MONITOR", "MARK-MODULES"));
+    // `monitor modules`: the kernel's image and the JIT module; `monitor trace`: the
+    // module's clew.trace(7, 99) from the kernel's flight recorder.
+    let modules = between(&out, "MARK-MODULES", "MARK-TRACE");
+    assert!(
+        modules
+            .lines()
+            .any(|l| l.starts_with("native") && l.ends_with("clew-kernel")),
+        "{modules}"
+    );
+    assert!(
+        modules
+            .lines()
+            .any(|l| l.starts_with("jit") && l.ends_with("kgdb")),
+        "{modules}"
+    );
+    let trace = between(&out, "MARK-TRACE", "MARK-BREAK");
+    assert!(trace.contains("user(7) args=[99]"), "{trace}");
     let jit: Vec<&str> = monitor
         .iter()
         .filter(|f| f.2)
