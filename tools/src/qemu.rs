@@ -180,7 +180,7 @@ pub fn run(args: &QemuArgs, out: &mut dyn Write) -> i32 {
     };
     let socket = gdb.as_ref().map(|g| g.socket.clone());
     if let Some(link) = gdb {
-        link.start();
+        link.start(std::fs::read(&kernel).ok());
     }
     let status = boot(
         &kernel,

@@ -68,21 +68,23 @@ impl GdbLink {
         }
     }
 
-    /// Relays in background threads, from QEMU's connection on.
-    pub fn start(self) {
+    /// Relays in background threads, from QEMU's connection on; `kernel` (the ELF
+    /// file QEMU boots) answers gdb's reads of it here ([`ExecServer`]).
+    pub fn start(self, kernel: Option<Vec<u8>>) {
         std::thread::spawn(move || {
             let Ok((uart, _)) = self.listener.accept() else {
                 return;
             };
+            let server = ExecServer::new(kernel.unwrap_or_default());
             match self.front {
-                Front::Tcp(l) => relay_tcp(uart, l),
-                Front::Pty { master, .. } => relay_pty(uart, master),
+                Front::Tcp(l) => relay_tcp(uart, l, server),
+                Front::Pty { master, .. } => relay_pty(uart, master, server),
             }
         });
     }
 }
 
-fn relay_tcp(uart: UnixStream, listener: TcpListener) {
+fn relay_tcp(uart: UnixStream, listener: TcpListener, mut server: ExecServer) {
     let current: Arc<Mutex<Option<TcpStream>>> = Arc::default();
     let Ok(mut from_uart) = uart.try_clone() else {
         return;
@@ -110,18 +112,28 @@ fn relay_tcp(uart: UnixStream, listener: TcpListener) {
             continue;
         };
         *current.lock().unwrap() = Some(clone);
+        server.packet.clear();
         let mut buf = [0u8; 4096];
+        let (mut to_kernel, mut to_gdb) = (Vec::new(), Vec::new());
         while let Ok(n @ 1..) = conn.read(&mut buf) {
-            if to_uart.write_all(&buf[..n]).is_err() {
+            server.feed(&buf[..n], &mut to_kernel, &mut to_gdb);
+            if to_uart.write_all(&to_kernel).is_err() {
                 return;
             }
+            if !to_gdb.is_empty() && conn.write_all(&to_gdb).is_err() {
+                break;
+            }
+            to_kernel.clear();
+            to_gdb.clear();
         }
         *current.lock().unwrap() = None;
     }
 }
 
-fn relay_pty(uart: UnixStream, master: std::fs::File) {
-    let (Ok(mut from_uart), Ok(mut to_pty)) = (uart.try_clone(), master.try_clone()) else {
+fn relay_pty(uart: UnixStream, master: std::fs::File, mut server: ExecServer) {
+    let (Ok(mut from_uart), Ok(mut to_pty), Ok(mut answers)) =
+        (uart.try_clone(), master.try_clone(), master.try_clone())
+    else {
         return;
     };
     std::thread::spawn(move || {
@@ -132,12 +144,17 @@ fn relay_pty(uart: UnixStream, master: std::fs::File) {
     });
     let (mut from_pty, mut to_uart) = (master, uart);
     let mut buf = [0u8; 4096];
+    let (mut to_kernel, mut to_gdb) = (Vec::new(), Vec::new());
     loop {
         match from_pty.read(&mut buf) {
             Ok(n @ 1..) => {
-                if to_uart.write_all(&buf[..n]).is_err() {
+                server.feed(&buf[..n], &mut to_kernel, &mut to_gdb);
+                if to_uart.write_all(&to_kernel).is_err() {
                     return;
                 }
+                let _ = answers.write_all(&to_gdb);
+                to_kernel.clear();
+                to_gdb.clear();
             }
             // EIO: no gdb has the pty open (we keep one slave fd, so rarely): wait.
             _ => std::thread::sleep(std::time::Duration::from_millis(20)),
@@ -185,5 +202,194 @@ fn open_pty() -> Result<Front> {
             slave: PathBuf::from(path),
             _keep: keep,
         })
+    }
+}
+
+/// The path the kernel lists its own ELF file under (tools/kernel/src/gdb/machine.rs).
+pub const KERNEL_PATH: &str = "/clew/kernel/clew-kernel";
+
+/// The host-I/O descriptor this side hands out for the kernel's file (the kernel's own
+/// descriptors are small numbers).
+const KERNEL_FD: u32 = 0x4b47;
+
+/// Answers gdb's host-I/O requests for the kernel's ELF file (`vFile:open/pread/fstat/
+/// close` on [`KERNEL_PATH`]) from the host's copy, so that those bytes do not cross the
+/// emulated UART: QEMU's 16550 hands the chardev one byte per `write`, and gdb reads most
+/// of the 14 MB file at its first connection (half a minute over the UART). Everything
+/// else, and any packet with a bad checksum, goes to the kernel unchanged; the kernel
+/// serves the same file if this side does not (`--gdb` without a host file).
+pub struct ExecServer {
+    file: Vec<u8>,
+    path_hex: String,
+    /// The packet being received (`$` … `#xx`), or empty between packets.
+    packet: Vec<u8>,
+}
+
+impl ExecServer {
+    pub fn new(file: Vec<u8>) -> ExecServer {
+        let path_hex = KERNEL_PATH.bytes().map(|b| format!("{b:02x}")).collect();
+        ExecServer {
+            file,
+            path_hex,
+            packet: Vec::new(),
+        }
+    }
+
+    /// Takes bytes from gdb: what goes on to the kernel, and answers for gdb.
+    pub fn feed(&mut self, data: &[u8], to_kernel: &mut Vec<u8>, to_gdb: &mut Vec<u8>) {
+        for &b in data {
+            if self.packet.is_empty() {
+                if b == b'$' {
+                    self.packet.push(b);
+                } else {
+                    to_kernel.push(b);
+                }
+                continue;
+            }
+            if b == b'$' {
+                // A new packet before the last one ended: the kernel resynchronizes.
+                to_kernel.append(&mut self.packet);
+                self.packet.push(b);
+                continue;
+            }
+            self.packet.push(b);
+            let n = self.packet.len();
+            if n >= 4 && self.packet[n - 3] == b'#' {
+                let packet = std::mem::take(&mut self.packet);
+                match self.answer(&packet) {
+                    Some(reply) => {
+                        to_gdb.push(b'+');
+                        frame(&reply, to_gdb);
+                    }
+                    None => to_kernel.extend_from_slice(&packet),
+                }
+            }
+        }
+    }
+
+    /// The reply body for a `vFile` request on the kernel's file; `None`: not ours.
+    fn answer(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let body = &packet[1..packet.len() - 3];
+        let sum = std::str::from_utf8(&packet[packet.len() - 2..])
+            .ok()
+            .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+        if body.iter().fold(0u8, |s, &b| s.wrapping_add(b)) != sum {
+            return None;
+        }
+        let body = std::str::from_utf8(body).ok()?;
+        let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+        if let Some(args) = body.strip_prefix("vFile:open:") {
+            let path = args.split(',').next()?;
+            return (path.eq_ignore_ascii_case(&self.path_hex))
+                .then(|| format!("F{KERNEL_FD:x}").into_bytes());
+        }
+        if let Some(args) = body.strip_prefix("vFile:pread:") {
+            let mut it = args.split(',');
+            let (fd, count, offset) = (hex(it.next()?)?, hex(it.next()?)?, hex(it.next()?)?);
+            if fd != KERNEL_FD as u64 {
+                return None;
+            }
+            let start = (offset as usize).min(self.file.len());
+            let end = start.saturating_add(count as usize).min(self.file.len());
+            let mut reply = format!("F{:x};", end - start).into_bytes();
+            reply.extend_from_slice(&self.file[start..end]);
+            return Some(reply);
+        }
+        if let Some(fd) = body.strip_prefix("vFile:fstat:") {
+            if hex(fd)? != KERNEL_FD as u64 {
+                return None;
+            }
+            // gdb's `struct stat` (big-endian): dev, ino, mode, nlink, uid, gid, rdev
+            // (u32), size, blksize, blocks (u64), atime, mtime, ctime (u32).
+            let size = self.file.len() as u64;
+            let mut st = Vec::with_capacity(64);
+            for v in [0u32, KERNEL_FD, 0o100444, 1, 0, 0, 0] {
+                st.extend_from_slice(&v.to_be_bytes());
+            }
+            for v in [size, 4096, size.div_ceil(512)] {
+                st.extend_from_slice(&v.to_be_bytes());
+            }
+            st.extend_from_slice(&[0; 12]);
+            let mut reply = format!("F{:x};", st.len()).into_bytes();
+            reply.extend_from_slice(&st);
+            return Some(reply);
+        }
+        if let Some(fd) = body.strip_prefix("vFile:close:") {
+            return (hex(fd)? == KERNEL_FD as u64).then(|| b"F0".to_vec());
+        }
+        None
+    }
+}
+
+/// `$body#xx` with the binary escapes of the remote protocol (`}` then byte ^ 0x20 for
+/// `#`, `$`, `}` and `*`).
+fn frame(body: &[u8], out: &mut Vec<u8>) {
+    out.push(b'$');
+    let mut sum = 0u8;
+    for &b in body {
+        if matches!(b, b'#' | b'$' | b'}' | b'*') {
+            out.push(b'}');
+            out.push(b ^ 0x20);
+            sum = sum.wrapping_add(b'}').wrapping_add(b ^ 0x20);
+        } else {
+            out.push(b);
+            sum = sum.wrapping_add(b);
+        }
+    }
+    out.extend_from_slice(format!("#{sum:02x}").as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(body: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame(body.as_bytes(), &mut out);
+        out
+    }
+
+    #[test]
+    fn answers_the_kernel_file_and_forwards_the_rest() {
+        let file: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut s = ExecServer::new(file.clone());
+        let (mut k, mut g) = (Vec::new(), Vec::new());
+        let open = format!("vFile:open:{},0,0", s.path_hex);
+        s.feed(&packet(&open), &mut k, &mut g);
+        assert!(k.is_empty());
+        assert_eq!(g, [b"+".as_slice(), &packet("F4b47")].concat());
+        g.clear();
+        // Split across reads, with an ack before it.
+        let pread = packet("vFile:pread:4b47,10,fe");
+        s.feed(b"+", &mut k, &mut g);
+        s.feed(&pread[..5], &mut k, &mut g);
+        s.feed(&pread[5..], &mut k, &mut g);
+        assert_eq!(k, b"+");
+        let mut want = b"F10;".to_vec();
+        want.extend_from_slice(&file[0xfe..0x10e]);
+        let mut framed = vec![b'+'];
+        frame(&want, &mut framed);
+        assert_eq!(g, framed);
+        // Not ours: another path, another descriptor, a bad checksum, other packets.
+        k.clear();
+        g.clear();
+        for p in [
+            packet("vFile:open:2f6574632f706173737764,0,0"),
+            packet("vFile:pread:3,10,0"),
+            packet("m1000,4"),
+            b"$vFile:close:4b47#00".to_vec(),
+        ] {
+            s.feed(&p, &mut k, &mut g);
+        }
+        assert!(g.is_empty());
+        assert!(k.ends_with(b"$vFile:close:4b47#00"));
+    }
+
+    #[test]
+    fn escapes_binary_data() {
+        let mut out = Vec::new();
+        frame(b"a#$}*", &mut out);
+        assert_eq!(&out[..10], b"$a}\x03}\x04}]}\x0a");
+        assert_eq!(out[10], b'#');
     }
 }
