@@ -180,7 +180,10 @@ pub fn run(args: &QemuArgs, out: &mut dyn Write) -> i32 {
     };
     let socket = gdb.as_ref().map(|g| g.socket.clone());
     if let Some(link) = gdb {
-        link.start(std::fs::read(&kernel).ok());
+        // `CLEW_QEMU_GDB_FILES=target`: the kernel serves its ELF file over the UART too
+        // (tests and measurements of that path).
+        let from_target = std::env::var("CLEW_QEMU_GDB_FILES").is_ok_and(|v| v == "target");
+        link.start(std::fs::read(&kernel).ok().filter(|_| !from_target));
     }
     let status = boot(
         &kernel,

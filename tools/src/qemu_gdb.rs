@@ -75,7 +75,7 @@ impl GdbLink {
             let Ok((uart, _)) = self.listener.accept() else {
                 return;
             };
-            let server = ExecServer::new(kernel.unwrap_or_default());
+            let server = ExecServer::new(kernel);
             match self.front {
                 Front::Tcp(l) => relay_tcp(uart, l, server),
                 Front::Pty { master, .. } => relay_pty(uart, master, server),
@@ -219,14 +219,15 @@ const KERNEL_FD: u32 = 0x4b47;
 /// else, and any packet with a bad checksum, goes to the kernel unchanged; the kernel
 /// serves the same file if this side does not (`--gdb` without a host file).
 pub struct ExecServer {
-    file: Vec<u8>,
+    /// `None`: the kernel serves its file itself.
+    file: Option<Vec<u8>>,
     path_hex: String,
     /// The packet being received (`$` … `#xx`), or empty between packets.
     packet: Vec<u8>,
 }
 
 impl ExecServer {
-    pub fn new(file: Vec<u8>) -> ExecServer {
+    pub fn new(file: Option<Vec<u8>>) -> ExecServer {
         let path_hex = KERNEL_PATH.bytes().map(|b| format!("{b:02x}")).collect();
         ExecServer {
             file,
@@ -269,6 +270,7 @@ impl ExecServer {
 
     /// The reply body for a `vFile` request on the kernel's file; `None`: not ours.
     fn answer(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let file = self.file.as_ref()?;
         let body = &packet[1..packet.len() - 3];
         let sum = std::str::from_utf8(&packet[packet.len() - 2..])
             .ok()
@@ -289,10 +291,10 @@ impl ExecServer {
             if fd != KERNEL_FD as u64 {
                 return None;
             }
-            let start = (offset as usize).min(self.file.len());
-            let end = start.saturating_add(count as usize).min(self.file.len());
+            let start = (offset as usize).min(file.len());
+            let end = start.saturating_add(count as usize).min(file.len());
             let mut reply = format!("F{:x};", end - start).into_bytes();
-            reply.extend_from_slice(&self.file[start..end]);
+            reply.extend_from_slice(&file[start..end]);
             return Some(reply);
         }
         if let Some(fd) = body.strip_prefix("vFile:fstat:") {
@@ -301,7 +303,7 @@ impl ExecServer {
             }
             // gdb's `struct stat` (big-endian): dev, ino, mode, nlink, uid, gid, rdev
             // (u32), size, blksize, blocks (u64), atime, mtime, ctime (u32).
-            let size = self.file.len() as u64;
+            let size = file.len() as u64;
             let mut st = Vec::with_capacity(64);
             for v in [0u32, KERNEL_FD, 0o100444, 1, 0, 0, 0] {
                 st.extend_from_slice(&v.to_be_bytes());
@@ -352,7 +354,7 @@ mod tests {
     #[test]
     fn answers_the_kernel_file_and_forwards_the_rest() {
         let file: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        let mut s = ExecServer::new(file.clone());
+        let mut s = ExecServer::new(Some(file.clone()));
         let (mut k, mut g) = (Vec::new(), Vec::new());
         let open = format!("vFile:open:{},0,0", s.path_hex);
         s.feed(&packet(&open), &mut k, &mut g);
@@ -383,6 +385,12 @@ mod tests {
         }
         assert!(g.is_empty());
         assert!(k.ends_with(b"$vFile:close:4b47#00"));
+        // Without a host file, everything goes to the kernel.
+        let mut s = ExecServer::new(None);
+        let (mut k, mut g) = (Vec::new(), Vec::new());
+        s.feed(&packet(&open), &mut k, &mut g);
+        assert!(g.is_empty());
+        assert_eq!(k, packet(&open));
     }
 
     #[test]

@@ -53,7 +53,13 @@ struct Kernel {
 impl Kernel {
     fn start(spec: &str) -> Kernel {
         let module = wat_file("kgdb.wat", MODULE);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_clew"));
+        // Over the pty, the kernel serves its own ELF file to gdb (through the UART, ~30
+        // s); over TCP, `clew qemu` answers for it from the host's copy.
+        if spec == "pty" {
+            child.env("CLEW_QEMU_GDB_FILES", "target");
+        }
+        let mut child = child
             .args(["qemu", "--timeout", "240", "--gdb", spec])
             .arg(&module)
             .stdin(Stdio::null())
@@ -341,6 +347,8 @@ fn cpu_exceptions_stop_in_gdb_over_a_pty() {
     let out = gdb(
         &kernel.addr,
         &[
+            "echo MARK-BOOT\\n",
+            "bt",
             "set language c",
             "echo MARK-UD\\n",
             "set *(unsigned short *)$pc = 0x0b0f",
@@ -369,6 +377,13 @@ fn cpu_exceptions_stop_in_gdb_over_a_pty() {
             "kill",
         ],
     );
+    // The kernel's symbols came from the kernel itself (its ELF file over the UART).
+    let boot = between(&out, "MARK-BOOT", "MARK-UD");
+    assert!(
+        names(&parse_gdb_bt(boot)).starts_with(&["breakpoint", "init", "main"]),
+        "{out}"
+    );
+    assert!(boot.contains("src/gdb/mod.rs"), "{out}");
     let ud = between(&out, "MARK-UD", "MARK-GP");
     assert!(ud.contains("SIGILL") && ud.contains("ud2"), "{out}");
     let gp = between(&out, "MARK-GP", "MARK-PF");
