@@ -394,6 +394,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_gdb_spec_is_refused() {
+        let dir = std::env::temp_dir().join(format!("clew-qemu-gdb-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for spec in ["", "bogus", "tcp:", "tcp:not-a-host:x", "udp:127.0.0.1:1"] {
+            assert!(GdbLink::new(spec, &dir).is_err(), "{spec:?}");
+        }
+        let link = GdbLink::new("tcp:127.0.0.1:0", &dir).unwrap();
+        assert!(link.address().starts_with("127.0.0.1:"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn escapes_binary_data() {
         let mut out = Vec::new();
         frame(b"a#$}*", &mut out);
