@@ -8,6 +8,7 @@ pub mod jit;
 pub mod progress;
 /// `clew qemu`: the demo no_std kernel (tools/kernel) under QEMU.
 pub mod qemu;
+pub mod qemu_gdb;
 pub mod report;
 pub mod run;
 pub mod run_dump;

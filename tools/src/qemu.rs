@@ -97,6 +97,11 @@ pub struct QemuArgs {
     /// Boot this kernel ELF instead of building tools/kernel.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
+    /// Starts the kernel's gdb stub (on COM3) and waits for gdb at boot, on
+    /// `tcp:HOST:PORT` (port 0: any; the address is printed) or `pty` (its path is
+    /// printed): `gdb -ex 'target remote ADDRESS'`. Raise `--timeout` for long sessions.
+    #[arg(long, value_name = "tcp:HOST:PORT|pty")]
+    pub gdb: Option<String>,
     /// Seconds before QEMU is stopped (the boot takes well under one).
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
@@ -152,7 +157,42 @@ pub fn run(args: &QemuArgs, out: &mut dyn Write) -> i32 {
         invoke: &invoke,
     };
     let dump_file = dir.join("dump.bin");
-    let status = boot(&kernel, Some(&wasm), Some(&dump_file), args.timeout, out);
+    let gdb = match args
+        .gdb
+        .as_deref()
+        .map(|spec| crate::qemu_gdb::GdbLink::new(spec, &dir))
+    {
+        None => None,
+        Some(Ok(link)) => {
+            let _ = writeln!(
+                out,
+                "clew qemu: gdb: the kernel waits for gdb at {} (gdb -ex 'target remote {0}')",
+                link.address()
+            );
+            let _ = out.flush();
+            Some(link)
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(out, "clew qemu: {e:#}");
+            let _ = std::fs::remove_dir_all(&dir);
+            return 2;
+        }
+    };
+    let socket = gdb.as_ref().map(|g| g.socket.clone());
+    if let Some(link) = gdb {
+        // `CLEW_QEMU_GDB_FILES=target`: the kernel serves its ELF file over the UART too
+        // (tests and measurements of that path).
+        let from_target = std::env::var("CLEW_QEMU_GDB_FILES").is_ok_and(|v| v == "target");
+        link.start(std::fs::read(&kernel).ok().filter(|_| !from_target));
+    }
+    let status = boot(
+        &kernel,
+        Some(&wasm),
+        Some(&dump_file),
+        socket.as_deref(),
+        args.timeout,
+        out,
+    );
     let dumped = std::fs::read(&dump_file).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     if let Some(path) = &args.dump
@@ -287,6 +327,7 @@ pub fn qemu_command(
     kernel: &Path,
     wasm: Option<&Wasm<'_>>,
     dump: Option<&Path>,
+    gdb: Option<&Path>,
     timeout: u64,
 ) -> Result<Command> {
     let elf_len = std::fs::metadata(kernel)
@@ -328,6 +369,14 @@ pub fn qemu_command(
         // The second -serial is COM2, where the kernel writes its post-mortem dump.
         cmd.arg("-serial").arg(format!("file:{}", d.display()));
     }
+    if let Some(socket) = gdb {
+        // COM3, the gdb stub's line (COM2 must exist before it: QEMU numbers `-serial`s).
+        if dump.is_none() {
+            cmd.args(["-serial", "null"]);
+        }
+        cmd.arg("-serial").arg(format!("unix:{}", socket.display()));
+        append += " clew.gdb=com3";
+    }
     for l in loaders {
         cmd.arg("-device").arg(l);
     }
@@ -354,10 +403,11 @@ pub fn boot(
     kernel: &Path,
     wasm: Option<&Wasm<'_>>,
     dump: Option<&Path>,
+    gdb: Option<&Path>,
     timeout: u64,
     out: &mut dyn Write,
 ) -> Result<Boot> {
-    let mut child = qemu_command(kernel, wasm, dump, timeout)?
+    let mut child = qemu_command(kernel, wasm, dump, gdb, timeout)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

@@ -23,9 +23,16 @@ fn exit(value: u32) -> ! {
 }
 
 pub fn success() -> ! {
+    crate::gdb::exiting(0);
     exit(0x10)
 }
 
 pub fn failure() -> ! {
+    crate::gdb::exiting(1);
+    exit(0x01)
+}
+
+/// Fails without telling gdb (from inside the stub).
+pub fn failure_now() -> ! {
     exit(0x01)
 }

@@ -12,6 +12,7 @@ pub mod boot;
 pub mod demo;
 pub mod dump;
 pub mod exit;
+pub mod gdb;
 pub mod heap;
 pub mod image;
 pub mod runtime;
@@ -52,6 +53,10 @@ pub fn main(start_info: usize) -> ! {
         println!("clew-kernel: registering the kernel's unwind info failed: {e}");
         fail("registration");
     }
+    // SAFETY: as for `load_symbols` below: QEMU's copy of the kernel's ELF file.
+    let elf_bytes = elf
+        .clone()
+        .map(|r| unsafe { core::slice::from_raw_parts(r.start as *const u8, r.len()) });
     match elf {
         // SAFETY: QEMU loaded the kernel's ELF file there, and nothing writes to it.
         Some(r) => match unsafe { image::load_symbols(r) } {
@@ -60,6 +65,8 @@ pub fn main(start_info: usize) -> ! {
         },
         None => println!("clew-kernel: no clew.elf= on the command line: frames stay unnamed"),
     }
+
+    gdb::init(&info, elf_bytes);
 
     if !demo::run() {
         fail("native demo");

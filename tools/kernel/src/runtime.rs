@@ -120,6 +120,7 @@ fn on_panic(info: &PanicInfo<'_>) -> ! {
         ),
         None => println!("clew-kernel: panicked: {}", payload.message()),
     }
+    crate::gdb::on_panic();
     let regs = Regs::capture();
     capture(trace);
     crate::dump::write_if_armed(info, &regs, trace);

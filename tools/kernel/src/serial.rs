@@ -42,7 +42,8 @@ pub fn init_port(port: u16) {
     }
 }
 
-fn put_to(port: u16, byte: u8) {
+/// Writes one byte to the UART at `port`, waiting for room.
+pub fn put_to(port: u16, byte: u8) {
     // SAFETY: polling the line status register, then writing the data register. Without
     // a UART there, the status reads 0xFF ("ready") and the write goes nowhere.
     unsafe {
@@ -50,6 +51,18 @@ fn put_to(port: u16, byte: u8) {
             core::hint::spin_loop();
         }
         outb(port, byte);
+    }
+}
+
+/// Reads one byte from the UART at `port`, waiting for it (polling).
+pub fn read_from(port: u16) -> u8 {
+    // SAFETY: polling the line status register's data-ready bit, then reading the data
+    // register.
+    unsafe {
+        while inb(port + 5) & 0x01 == 0 {
+            core::hint::spin_loop();
+        }
+        inb(port)
     }
 }
 

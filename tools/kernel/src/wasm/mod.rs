@@ -180,7 +180,12 @@ fn link_host_functions(linker: &mut Linker<()>) -> wasmtime::Result<()> {
         clew_tracer::record(clew_tracer::EventId::user(id as u16), &[value as u64]);
     })?;
     linker.func_wrap("clew", "breakpoint", |_: Caller<'_, ()>| {
-        println!("clew-kernel: clew.breakpoint: no debugger attached, continuing");
+        if crate::gdb::active() {
+            println!("clew-kernel: clew.breakpoint: stopping in gdb");
+            crate::gdb::breakpoint();
+        } else {
+            println!("clew-kernel: clew.breakpoint: no debugger attached, continuing");
+        }
     })?;
     Ok(())
 }
