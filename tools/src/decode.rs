@@ -1052,10 +1052,7 @@ fn reunwind(
         end: String::new(),
     };
     let mut end = None;
-    for (i, f) in unwinder
-        .frames(regs.clone(), exact_pc, mem, None)
-        .enumerate()
-    {
+    for (i, f) in unwinder.frames(*regs, exact_pc, mem, None).enumerate() {
         match f {
             Ok(f) => {
                 walk.pcs.push(f.pc);
