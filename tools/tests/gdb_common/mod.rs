@@ -42,7 +42,7 @@ pub struct Target {
 
 impl Target {
     /// Starts `clew run --gdb SPEC MODULE` and reads the address it prints.
-    pub fn start(spec: &str, module: &PathBuf) -> Target {
+    pub fn start(spec: &str, module: &Path) -> Target {
         Target::start_with(spec, &[], module, &[])
     }
 
