@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// `tcp:PORT` (loopback) or `pty` (prints the /dev/pts path).
     #[arg(long, value_name = "tcp:HOST:PORT|pty")]
     pub gdb: Option<String>,
+    /// Compile with DWARF for a native debugger (Wasmtime's `Config::debug_info`): each
+    /// module is registered with GDB's JIT interface (`__jit_debug_register_code`), so a
+    /// gdb attached to the process (or through `--gdb`) reads its functions and lines.
+    #[arg(long)]
+    pub debug_info: bool,
 }
 
 /// The embedded demo: nested wasm calls into the host, a backtrace through them, then a
@@ -137,6 +142,7 @@ fn run_inner(args: &RunArgs, format: Format, out: &mut dyn std::io::Write) -> Re
     // Wasmtime's own record of the wasm frames at a trap: deep enough for a stack
     // overflow's story (repeated frames are folded when printed).
     config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(WASM_BACKTRACE_MAX_FRAMES));
+    config.debug_info(args.debug_info);
     let engine = Engine::new(&config).map_err(|e| bad(wasmtime_error(e)))?;
     let (module, demo, dwarf) = match &args.module {
         None => (

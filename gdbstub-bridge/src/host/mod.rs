@@ -3,6 +3,7 @@
 
 pub mod process;
 pub mod pty;
+pub mod spin;
 pub mod tcp;
 
 pub use process::{

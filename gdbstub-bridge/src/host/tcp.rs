@@ -5,11 +5,16 @@ use std::boxed::Box;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 
+use std::os::fd::AsRawFd;
+
+use super::spin::spin;
 use crate::transport::{Closed, Transport};
 
 pub struct TcpTransport {
     listener: TcpListener,
     stream: Option<TcpStream>,
+    /// How long a read polls before blocking ([`super::spin`]).
+    spin: std::time::Duration,
 }
 
 impl TcpTransport {
@@ -18,6 +23,7 @@ impl TcpTransport {
         Ok(TcpTransport {
             listener: TcpListener::bind(addr)?,
             stream: None,
+            spin: super::spin::budget(),
         })
     }
 
@@ -51,6 +57,29 @@ impl Transport for TcpTransport {
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Closed> {
         let s = self.stream.as_mut().ok_or(Closed)?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let fd = s.as_raw_fd();
+        // With `CLEW_GDB_SPIN_US` set, poll for the next packet before blocking (off by
+        // default: see `spin`). `MSG_DONTWAIT`: non-blocking for this call only.
+        let polled = spin(self.spin, || {
+            // SAFETY: `buf` is valid for `buf.len()` bytes of writes; `fd` is the open
+            // socket `s` owns.
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            match n {
+                n if n > 0 => Some(Ok(n as usize)),
+                0 => Some(Err(Closed)),
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+                    _ => Some(Err(Closed)),
+                },
+            }
+        });
+        if let Some(r) = polled {
+            return r;
+        }
         loop {
             match s.read(buf) {
                 Ok(0) => return Err(Closed),

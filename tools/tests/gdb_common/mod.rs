@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,10 +42,17 @@ pub struct Target {
 
 impl Target {
     /// Starts `clew run --gdb SPEC MODULE` and reads the address it prints.
-    pub fn start(spec: &str, module: &PathBuf) -> Target {
+    pub fn start(spec: &str, module: &Path) -> Target {
+        Target::start_with(spec, &[], module, &[])
+    }
+
+    /// `clew run --gdb SPEC FLAGS... MODULE ARGS...`.
+    pub fn start_with(spec: &str, flags: &[&str], module: &Path, args: &[&str]) -> Target {
         let mut child = Command::new(env!("CARGO_BIN_EXE_clew"))
             .args(["run", "--gdb", spec])
+            .args(flags)
             .arg(module)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
