@@ -7,11 +7,10 @@
 //! Wasmtime's DWARF, a breakpoint on a source line is hit, the program ends normally.
 
 mod gdb_common;
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod wasm_app;
 
 use gdb_common::*;
+use wasm_app::marked_line;
 
 /// The rows of `maint info jit` (`0xENTRY 0xSYMFILE SIZE`).
 fn jit_entries(text: &str) -> Vec<(u64, u64, u64)> {
@@ -133,57 +132,11 @@ fn without_debug_info_nothing_is_registered() {
     assert_eq!(status, Some(0));
 }
 
-/// `tests/wasm/app.rs` built with `rustc --target wasm32-unknown-unknown -g` (as in
-/// run_dwarf.rs); `None` after a loud message when the target is not installed outside
-/// CI.
-fn rust_module() -> Option<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("clew-gdb-jit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("app.wasm");
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    let o = Command::new(rustc)
-        .args([
-            "--target",
-            "wasm32-unknown-unknown",
-            "-g",
-            "-C",
-            "opt-level=1",
-        ])
-        .args(["--crate-type", "cdylib", "-C", "panic=abort", "-o"])
-        .arg(&out)
-        .arg(source())
-        .output()
-        .unwrap();
-    if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        if err.contains("target may not be installed") || err.contains("can't find crate") {
-            if std::env::var_os("CI").is_some() {
-                panic!("the wasm32-unknown-unknown target is missing: CI installs it");
-            }
-            eprintln!("\n!!! SKIPPING: no wasm32-unknown-unknown target; test did NOT run !!!\n");
-            return None;
-        }
-        panic!("rustc failed:\n{err}");
-    }
-    Some(out)
-}
-
-fn source() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wasm/app.rs")
-}
-
-/// The line of `// at: NAME` in app.rs.
-fn marked_line(name: &str) -> usize {
-    let text = std::fs::read_to_string(source()).unwrap();
-    text.lines()
-        .position(|l| l.trim_end().ends_with(&format!("// at: {name}")))
-        .unwrap()
-        + 1
-}
-
 #[test]
 fn jit_frames_of_a_rust_module_show_its_source_in_gdb() {
-    let Some(wasm) = rust_module() else { return };
+    let Some(wasm) = wasm_app::build("clew-gdb-jit") else {
+        return;
+    };
     let target = Target::start_with(
         "pty",
         &["--debug-info", "--invoke", "crash"],

@@ -10,6 +10,8 @@
 //! Needs the `wasm32-unknown-unknown` target (`.ci/run` installs it) and
 //! llvm-symbolizer; in CI a missing one fails the test.
 
+mod wasm_app;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -17,6 +19,7 @@ use std::sync::OnceLock;
 use clew::wasm_dwarf::WasmDwarf;
 use proptest::prelude::*;
 use serde_json::Value;
+use wasm_app::{build, marked_line, skip_or_fail, source};
 
 fn clew(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clew"))
@@ -26,61 +29,11 @@ fn clew(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn source() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wasm/app.rs")
-}
-
-/// `(line, marker)` of every `// at: NAME` in the source.
-fn marked_line(name: &str) -> u32 {
-    let text = std::fs::read_to_string(source()).unwrap();
-    let i = text
-        .lines()
-        .position(|l| l.trim_end().ends_with(&format!("// at: {name}")))
-        .unwrap_or_else(|| panic!("no `// at: {name}` in app.rs"));
-    i as u32 + 1
-}
-
-fn skip_or_fail(what: &str) -> Option<()> {
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is missing: CI must install it (.ci/run does)");
-    }
-    eprintln!("\n!!! SKIPPING: {what} not found; the wasm DWARF test did NOT run !!!\n");
-    None
-}
-
 /// The module, built once per test process: `None` (after a loud message) when the
 /// wasm target is not installed outside CI.
 fn module() -> Option<&'static Path> {
     static MODULE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    MODULE
-        .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("clew-dwarf-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let out = dir.join("app.wasm");
-            let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-            let o = Command::new(rustc)
-                .args([
-                    "--target",
-                    "wasm32-unknown-unknown",
-                    "-g",
-                    "-C",
-                    "opt-level=1",
-                ])
-                .args(["--crate-type", "cdylib", "-C", "panic=abort", "-o"])
-                .arg(&out)
-                .arg(source())
-                .output()
-                .unwrap();
-            if !o.status.success() {
-                let err = String::from_utf8_lossy(&o.stderr);
-                if err.contains("target may not be installed") || err.contains("can't find crate") {
-                    skip_or_fail("the wasm32-unknown-unknown target (rustup target add)")?;
-                }
-                panic!("rustc failed:\n{err}");
-            }
-            Some(out)
-        })
-        .as_deref()
+    MODULE.get_or_init(|| build("clew-dwarf")).as_deref()
 }
 
 fn llvm_symbolizer() -> Option<String> {
